@@ -1,0 +1,253 @@
+"""Comparator: one window against one reference profile, every feature, one verdict.
+
+This is where the statistics core meets the data structures: it runs each
+feature's tests on a :class:`~monitor.windows.WindowState`, calibrates the
+distance tests, corrects p-values across features and assigns severities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from monitor.errors import DriftstreamError
+from monitor.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from monitor.stats.chi_square import chi_square
+from monitor.stats.decision import DriftPolicy, Severity, adjust_p_values, worst
+from monitor.stats.jensen_shannon import jensen_shannon, jensen_shannon_values
+from monitor.stats.ks import ks
+from monitor.stats.l_infinity import l_infinity
+from monitor.stats.null import BinnedStatistic, NullDistribution
+from monitor.stats.psi import psi, psi_values
+from monitor.stats.quality import RateResult, rate_increase
+from monitor.stats.result import TestResult, finite_or_none
+from monitor.stats.wasserstein import wasserstein
+from monitor.values import FeatureKind
+from monitor.windows import CategoricalWindow, NumericWindow, WindowState
+
+#: Tests reported under ``"value"`` (as well as ``"statistic"``) in JSON.
+DISTANCE_TESTS = frozenset({"psi", "js", "linf", "wasserstein"})
+
+
+@dataclass(frozen=True)
+class FeatureComparison:
+    """All results for one feature of one window."""
+
+    name: str
+    kind: FeatureKind
+    n_reference: int
+    n_current: int
+    tests: Mapping[str, TestResult]
+    adjusted_p_values: Mapping[str, float | None]
+    quality: Mapping[str, RateResult]
+    severity: Severity
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the ``driftstream compare --json`` feature entry)."""
+        tests: dict[str, dict[str, Any]] = {}
+        for name, result in self.tests.items():
+            entry = result.to_dict()
+            if name in DISTANCE_TESTS:
+                entry["value"] = finite_or_none(
+                    result.effect_size if name == "wasserstein" else result.statistic
+                )
+            entry["adjusted_p_value"] = finite_or_none(self.adjusted_p_values.get(name))
+            tests[name] = entry
+        return {
+            "kind": self.kind.value,
+            "n_reference": self.n_reference,
+            "n_current": self.n_current,
+            "tests": tests,
+            "quality": {name: rate.to_dict() for name, rate in self.quality.items()},
+            "severity": self.severity.value,
+        }
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Results of one window against one reference profile."""
+
+    model: str
+    model_version: str
+    n_rows: int
+    features: Mapping[str, FeatureComparison]
+    policy: DriftPolicy
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Features whose severity is warning or critical, in profile order."""
+        flagged = {Severity.WARNING, Severity.CRITICAL}
+        return [name for name, f in self.features.items() if f.severity in flagged]
+
+    @property
+    def severity(self) -> Severity:
+        """The worst feature severity (``ok`` when no feature had enough data)."""
+        return worst([f.severity for f in self.features.values()])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, the documented ``driftstream compare --json`` output."""
+        return {
+            "model": self.model,
+            "model_version": self.model_version,
+            "n_rows": self.n_rows,
+            "alpha": self.policy.alpha,
+            "correction": self.policy.correction.value,
+            "severity": self.severity.value,
+            "features": {name: f.to_dict() for name, f in self.features.items()},
+            "drifted_features": self.drifted_features,
+        }
+
+
+class Comparator:
+    """Compares windows with one reference profile under one policy.
+
+    Keeps the calibrated null distributions of the distance tests, so
+    comparing many windows of the same size pays for calibration once.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> reference = pd.DataFrame({"x": rng.normal(size=5000)})
+    >>> profile = ReferenceProfile.from_frame(reference, model="m", model_version="1")
+    >>> comparator = Comparator(profile)
+    >>> window = WindowState.for_profile(profile)
+    >>> window.update_frame(pd.DataFrame({"x": rng.normal(loc=1.0, size=500)}))
+    >>> comparison = comparator.compare(window)
+    >>> comparison.drifted_features, comparison.severity.value
+    (['x'], 'critical')
+    """
+
+    def __init__(self, profile: ReferenceProfile, policy: DriftPolicy | None = None) -> None:
+        self.profile = profile
+        self.policy = policy or DriftPolicy()
+        self._nulls: dict[tuple[str, str], NullDistribution] = {}
+
+    def compare(self, window: WindowState, features: Sequence[str] | None = None) -> Comparison:
+        """Run every feature's tests on ``window`` and decide severities."""
+        names = list(self.profile.features if features is None else features)
+        unknown = [n for n in names if n not in self.profile.features]
+        if unknown:
+            raise DriftstreamError(f"unknown feature(s): {', '.join(unknown)}")
+        raw = {name: self._feature_tests(name, window) for name in names}
+        enough = {
+            name: window.features[name].n >= self.policy.min_samples for name in names
+        }
+        adjusted: dict[str, dict[str, float | None]] = {name: {} for name in names}
+        test_names = {test for tests, _ in raw.values() for test in tests}
+        for test in sorted(test_names):
+            family = [n for n in names if test in raw[n][0] and enough[n]]
+            p_values = [_p_or_nan(raw[n][0][test].p_value) for n in family]
+            for name, value in zip(family, adjust_p_values(p_values, self.policy.correction)):
+                adjusted[name][test] = None if np.isnan(value) else float(value)
+        results = {}
+        for name in names:
+            tests, quality = raw[name]
+            feature = self.profile.features[name]
+            if enough[name]:
+                severity = worst(
+                    [
+                        self.policy.test_severity(t, adjusted[name].get(t), r.effect_size)
+                        for t, r in tests.items()
+                    ]
+                )
+            else:
+                severity = Severity.INSUFFICIENT_DATA
+            results[name] = FeatureComparison(
+                name=name,
+                kind=feature.kind,
+                n_reference=feature.n,
+                n_current=window.features[name].n,
+                tests=tests,
+                adjusted_p_values=adjusted[name],
+                quality=quality,
+                severity=severity,
+            )
+        return Comparison(
+            model=self.profile.model,
+            model_version=self.profile.model_version,
+            n_rows=window.n_rows,
+            features=results,
+            policy=self.policy,
+        )
+
+    def _feature_tests(
+        self, name: str, window: WindowState
+    ) -> tuple[dict[str, TestResult], dict[str, RateResult]]:
+        feature = self.profile.features[name]
+        state = window.features.get(name)
+        if state is None:
+            raise DriftstreamError(f"window has no state for feature {name!r}")
+        epsilon = self.policy.epsilon
+        n = state.n
+        quality = {
+            "null_rate": rate_increase(
+                "null_rate", state.n_null, n + state.n_null, feature.null_rate, epsilon
+            )
+        }
+        tests: dict[str, TestResult] = {}
+        if isinstance(feature, NumericProfile) and isinstance(state, NumericWindow):
+            wanted = self.policy.numeric_tests
+            if "ks" in wanted:
+                tests["ks"] = ks(feature.sample, state.reservoir.values)
+            if "psi" in wanted:
+                tests["psi"] = psi(feature.proportions, state.counts, feature.n, epsilon)
+            if "wasserstein" in wanted:
+                tests["wasserstein"] = wasserstein(
+                    feature.sample, state.reservoir.values, feature.std
+                )
+            quality["out_of_range"] = rate_increase(
+                "out_of_range", state.n_out_of_range, n, 0.0, epsilon
+            )
+        elif isinstance(feature, CategoricalProfile) and isinstance(state, CategoricalWindow):
+            wanted = self.policy.categorical_tests
+            shares = feature.proportions
+            if "chi2" in wanted:
+                tests["chi2"] = chi_square(shares, state.counts, feature.n, epsilon)
+            if "psi" in wanted:
+                tests["psi"] = psi(shares, state.counts, feature.n, epsilon)
+            if "js" in wanted:
+                tests["js"] = jensen_shannon(shares, state.counts, feature.n)
+            if "linf" in wanted:
+                tests["linf"] = l_infinity(shares, state.counts, feature.n)
+            quality["unseen_categories"] = rate_increase(
+                "unseen_categories", state.n_unseen, n, feature.unseen_rate, epsilon
+            )
+        else:
+            raise DriftstreamError(f"feature {name!r}: window kind does not match the reference")
+        for test in ("psi", "js"):
+            if test in tests and n > 0:
+                tests[test] = self._calibrated(name, test, feature.proportions, tests[test], n)
+        return tests, quality
+
+    def _calibrated(
+        self, name: str, test: str, shares: np.ndarray[Any, Any], result: TestResult, n: int
+    ) -> TestResult:
+        null = self._nulls.get((name, test))
+        if null is None:
+            statistic: BinnedStatistic = (
+                partial(psi_values, epsilon=self.policy.epsilon)
+                if test == "psi"
+                else jensen_shannon_values
+            )
+            position = list(self.profile.features).index(name)
+            null = NullDistribution(
+                shares,
+                statistic,
+                n_resamples=self.policy.null_resamples,
+                seed=(self.policy.seed, position),
+            )
+            self._nulls[(name, test)] = null
+        return replace(
+            result,
+            p_value=null.p_value(result.statistic, n),
+            threshold=null.threshold(n, self.policy.alpha),
+        )
+
+
+def _p_or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -1,0 +1,370 @@
+"""ReferenceProfile: what "normal" looks like for one model version.
+
+A profile keeps, per feature, exactly what the drift tests need and nothing
+that grows with the reference's length beyond a capped sample: histogram
+bins and counts, category counts, null count, range, moments, and a sorted
+sample for KS and Wasserstein.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from monitor.errors import DriftstreamError, ProfileFormatError
+from monitor.stats.binning import bin_counts, proportions, quantile_edges
+from monitor.stats.result import finite_or_none
+from monitor.tables import read_table
+from monitor.values import FeatureKind, category_column, infer_kind, numeric_column
+
+PROFILE_FORMAT = "driftstream.reference_profile"
+#: Bumped whenever the file layout changes; older readers refuse newer files.
+PROFILE_SCHEMA_VERSION = 1
+DEFAULT_N_BINS = 10
+DEFAULT_SAMPLE_CAP = 100_000
+#: Categories kept per feature; rarer ones share the "other/unseen" bin.
+DEFAULT_MAX_CATEGORIES = 200
+
+FloatArray = npt.NDArray[np.float64]
+CountArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class NumericProfile:
+    """Reference summary of a numeric feature.
+
+    ``edges`` are the inner quantile edges (see
+    :mod:`monitor.stats.binning`), ``counts`` the number of reference values
+    in each of the ``len(edges) + 1`` bins, ``minimum``/``maximum``/``mean``/
+    ``std`` are over finite values (``std`` with ``ddof=0``), and ``sample``
+    holds the non-NaN values sorted: all of them up to the sample cap, a
+    seeded uniform sample without replacement above it.
+    """
+
+    kind: ClassVar[FeatureKind] = FeatureKind.NUMERIC
+    name: str
+    n: int
+    n_null: int
+    edges: FloatArray
+    counts: CountArray
+    minimum: float
+    maximum: float
+    mean: float
+    std: float
+    sample: FloatArray
+
+    @property
+    def proportions(self) -> FloatArray:
+        """Share of the non-null reference in each bin."""
+        return proportions(self.counts)
+
+    @property
+    def null_rate(self) -> float:
+        total = self.n + self.n_null
+        return self.n_null / total if total else 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class CategoricalProfile:
+    """Reference summary of a categorical feature.
+
+    ``categories`` are the kept category keys (most frequent first, at most
+    ``max_categories``), ``counts`` their reference counts plus a last entry
+    for all other values (the "other/unseen" bin; 0 unless categories were
+    dropped).
+    """
+
+    kind: ClassVar[FeatureKind] = FeatureKind.CATEGORICAL
+    name: str
+    n: int
+    n_null: int
+    categories: tuple[str, ...]
+    counts: CountArray
+    index: Mapping[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {c: i for i, c in enumerate(self.categories)})
+
+    @property
+    def proportions(self) -> FloatArray:
+        """Share of the non-null reference in each category, then "other"."""
+        return proportions(self.counts)
+
+    @property
+    def null_rate(self) -> float:
+        total = self.n + self.n_null
+        return self.n_null / total if total else 0.0
+
+    @property
+    def unseen_rate(self) -> float:
+        """Share of the reference in the "other/unseen" bin."""
+        return float(self.counts[-1] / self.n) if self.n else 0.0
+
+
+FeatureProfile = NumericProfile | CategoricalProfile
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceProfile:
+    """Per-feature reference summaries for one model version.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"age": [20.5, 30.5, 40.5, 50.5], "plan": ["a", "b", "a", "a"]})
+    >>> profile = ReferenceProfile.from_frame(frame, model="churn", model_version="3")
+    >>> profile.features["age"].kind.value, profile.features["plan"].categories
+    ('numeric', ('a', 'b'))
+    >>> ReferenceProfile.from_bytes(profile.to_bytes()).features["age"].sample.tolist()
+    [20.5, 30.5, 40.5, 50.5]
+    """
+
+    model: str
+    model_version: str
+    n_rows: int
+    features: Mapping[str, FeatureProfile]
+    n_bins: int = DEFAULT_N_BINS
+    sample_cap: int = DEFAULT_SAMPLE_CAP
+    seed: int = 0
+    built_at: str | None = None
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        model: str,
+        model_version: str,
+        *,
+        kinds: Mapping[str, FeatureKind] | None = None,
+        features: Sequence[str] | None = None,
+        n_bins: int = DEFAULT_N_BINS,
+        sample_cap: int = DEFAULT_SAMPLE_CAP,
+        max_categories: int = DEFAULT_MAX_CATEGORIES,
+        seed: int = 0,
+        built_at: str | None = None,
+    ) -> ReferenceProfile:
+        """Build a profile from a DataFrame, one column per feature.
+
+        Parameters
+        ----------
+        kinds
+            Overrides of the inferred kind (see :func:`monitor.values.infer_kind`).
+        features
+            Columns to profile (default: all).
+        n_bins, sample_cap, max_categories, seed
+            Histogram bins, retained-sample cap, categories kept, sampling seed.
+        """
+        if n_bins < 1 or sample_cap < 1 or max_categories < 1:
+            raise DriftstreamError("n_bins, sample_cap and max_categories must be at least 1")
+        names = list(frame.columns if features is None else features)
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise DriftstreamError(f"unknown column(s): {', '.join(map(str, missing))}")
+        overrides = dict(kinds or {})
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise DriftstreamError(f"kind given for unknown column(s): {', '.join(unknown)}")
+        profiles: dict[str, FeatureProfile] = {}
+        for position, name in enumerate(names):
+            column = frame[name]
+            kind = overrides.get(str(name)) or infer_kind(column)
+            rng = np.random.default_rng([seed, position])
+            if kind is FeatureKind.NUMERIC:
+                values = numeric_column(column, str(name))
+                profiles[str(name)] = _numeric_profile(str(name), values, n_bins, sample_cap, rng)
+            else:
+                keys = category_column(column)
+                profiles[str(name)] = _categorical_profile(str(name), keys, max_categories)
+        return cls(
+            model=model,
+            model_version=model_version,
+            n_rows=len(frame),
+            features=profiles,
+            n_bins=n_bins,
+            sample_cap=sample_cap,
+            seed=seed,
+            built_at=built_at,
+        )
+
+    @classmethod
+    def from_data_file(
+        cls, path: str | Path, model: str, model_version: str, **options: Any
+    ) -> ReferenceProfile:
+        """Build a profile from a CSV or Parquet file (options as :meth:`from_frame`)."""
+        return cls.from_frame(read_table(path), model, model_version, **options)
+
+    def to_bytes(self) -> bytes:
+        """Serialise to the versioned profile format (a zip: JSON + ``.npy``)."""
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            described = []
+            for position, feature in enumerate(self.features.values()):
+                entry: dict[str, Any] = {
+                    "name": feature.name,
+                    "kind": feature.kind.value,
+                    "n": feature.n,
+                    "n_null": feature.n_null,
+                    "counts": feature.counts.tolist(),
+                }
+                if isinstance(feature, NumericProfile):
+                    sample_path = f"samples/{position}.npy"
+                    array_buffer = io.BytesIO()
+                    np.save(array_buffer, feature.sample, allow_pickle=False)
+                    archive.writestr(sample_path, array_buffer.getvalue())
+                    entry |= {
+                        "edges": feature.edges.tolist(),
+                        "minimum": finite_or_none(feature.minimum),
+                        "maximum": finite_or_none(feature.maximum),
+                        "mean": finite_or_none(feature.mean),
+                        "std": finite_or_none(feature.std),
+                        "sample": sample_path,
+                    }
+                else:
+                    entry["categories"] = list(feature.categories)
+                described.append(entry)
+            header = {
+                "format": PROFILE_FORMAT,
+                "schema_version": PROFILE_SCHEMA_VERSION,
+                "model": self.model,
+                "model_version": self.model_version,
+                "n_rows": self.n_rows,
+                "n_bins": self.n_bins,
+                "sample_cap": self.sample_cap,
+                "seed": self.seed,
+                "built_at": self.built_at,
+                "features": described,
+            }
+            archive.writestr("profile.json", json.dumps(header, indent=1))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ReferenceProfile:
+        """Read the profile format; refuse unknown or newer schema versions."""
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            header = json.loads(archive.read("profile.json"))
+        except (zipfile.BadZipFile, KeyError, ValueError):
+            raise ProfileFormatError("not a driftstream reference profile") from None
+        if not isinstance(header, dict) or header.get("format") != PROFILE_FORMAT:
+            raise ProfileFormatError("not a driftstream reference profile")
+        version = header.get("schema_version")
+        if not isinstance(version, int) or version > PROFILE_SCHEMA_VERSION or version < 1:
+            raise ProfileFormatError(
+                f"profile schema version {version} is not supported by this driftstream "
+                f"(it reads versions 1 to {PROFILE_SCHEMA_VERSION}); upgrade driftstream"
+            )
+        features: dict[str, FeatureProfile] = {}
+        with archive:
+            for entry in header["features"]:
+                counts = np.asarray(entry["counts"], dtype=np.int64)
+                if entry["kind"] == FeatureKind.NUMERIC.value:
+                    sample = np.load(io.BytesIO(archive.read(entry["sample"])), allow_pickle=False)
+                    features[entry["name"]] = NumericProfile(
+                        name=entry["name"],
+                        n=entry["n"],
+                        n_null=entry["n_null"],
+                        edges=np.asarray(entry["edges"], dtype=np.float64),
+                        counts=counts,
+                        minimum=_float_or_nan(entry["minimum"]),
+                        maximum=_float_or_nan(entry["maximum"]),
+                        mean=_float_or_nan(entry["mean"]),
+                        std=_float_or_nan(entry["std"]),
+                        sample=sample.astype(np.float64, copy=False),
+                    )
+                else:
+                    features[entry["name"]] = CategoricalProfile(
+                        name=entry["name"],
+                        n=entry["n"],
+                        n_null=entry["n_null"],
+                        categories=tuple(entry["categories"]),
+                        counts=counts,
+                    )
+        return cls(
+            model=header["model"],
+            model_version=header["model_version"],
+            n_rows=header["n_rows"],
+            features=features,
+            n_bins=header["n_bins"],
+            sample_cap=header["sample_cap"],
+            seed=header["seed"],
+            built_at=header.get("built_at"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write the profile to ``path``."""
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceProfile:
+        """Read a profile written by :meth:`save`."""
+        file = Path(path)
+        if not file.is_file():
+            raise DriftstreamError(f"{file}: no such file")
+        try:
+            return cls.from_bytes(file.read_bytes())
+        except ProfileFormatError as error:
+            raise ProfileFormatError(f"{file}: {error}") from None
+
+
+def is_profile_file(path: str | Path) -> bool:
+    """Whether ``path`` is a zip holding a ``profile.json`` (not a data file)."""
+    file = Path(path)
+    if not file.is_file() or not zipfile.is_zipfile(file):
+        return False
+    with zipfile.ZipFile(file) as archive:
+        return "profile.json" in archive.namelist()
+
+
+def _numeric_profile(
+    name: str, values: FloatArray, n_bins: int, sample_cap: int, rng: np.random.Generator
+) -> NumericProfile:
+    present = values[~np.isnan(values)]
+    finite = present[np.isfinite(present)]
+    edges = quantile_edges(finite, n_bins)
+    if present.size > sample_cap:
+        sample = np.sort(rng.choice(present, size=sample_cap, replace=False))
+    else:
+        sample = np.sort(present)
+    has_finite = finite.size > 0
+    return NumericProfile(
+        name=name,
+        n=int(present.size),
+        n_null=int(values.size - present.size),
+        edges=edges,
+        counts=bin_counts(present, edges),
+        minimum=float(finite.min()) if has_finite else float("nan"),
+        maximum=float(finite.max()) if has_finite else float("nan"),
+        mean=float(finite.mean()) if has_finite else float("nan"),
+        std=float(finite.std()) if has_finite else float("nan"),
+        sample=sample,
+    )
+
+
+def _categorical_profile(
+    name: str, keys: npt.NDArray[np.object_], max_categories: int
+) -> CategoricalProfile:
+    present = pd.Series(keys[pd.notna(keys)], dtype=object)
+    # Most frequent first; ties by key so the order never depends on hashing.
+    frequencies = present.value_counts().sort_index().sort_values(ascending=False, kind="stable")
+    kept = frequencies.iloc[:max_categories]
+    other = int(frequencies.iloc[max_categories:].sum())
+    counts = np.append(kept.to_numpy(dtype=np.int64), other)
+    return CategoricalProfile(
+        name=name,
+        n=int(present.size),
+        n_null=int(keys.size - present.size),
+        categories=tuple(str(c) for c in kept.index),
+        counts=counts,
+    )
+
+
+def _float_or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -1,0 +1,99 @@
+"""Chi-square goodness-of-fit of window category counts to reference shares."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from monitor.stats.psi import DEFAULT_EPSILON
+from monitor.stats.result import TestResult
+
+
+def expected_shares(
+    reference_proportions: npt.ArrayLike,
+    current_counts: npt.ArrayLike,
+    epsilon: float = DEFAULT_EPSILON,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Observed counts and expected shares that :func:`chi_square` tests.
+
+    Bins empty on both sides are dropped (they carry no information); a bin
+    the reference never filled but the window did gets share ``epsilon``,
+    then the shares are renormalised to sum to 1.
+
+    Examples
+    --------
+    >>> observed, expected = expected_shares([0.5, 0.5, 0.0], [5, 5, 0])
+    >>> observed, expected
+    (array([5., 5.]), array([0.5, 0.5]))
+    """
+    ref = np.asarray(reference_proportions, dtype=np.float64)
+    counts = np.asarray(current_counts, dtype=np.float64)
+    keep = (ref > 0) | (counts > 0)
+    shares = np.where(ref[keep] == 0, epsilon, ref[keep])
+    return counts[keep], shares / shares.sum()
+
+
+def chi_square(
+    reference_proportions: npt.ArrayLike,
+    current_counts: npt.ArrayLike,
+    n_reference: int,
+    epsilon: float = DEFAULT_EPSILON,
+) -> TestResult:
+    """Pearson's chi-square goodness-of-fit test of window counts.
+
+    Parameters
+    ----------
+    reference_proportions
+        Reference share of each category (the last bin is "unseen", share 0).
+    current_counts
+        Window count of each category, same order.
+    n_reference
+        Number of reference values behind the shares.
+    epsilon
+        Expected share given to a category the reference never saw.
+
+    Returns
+    -------
+    TestResult
+        ``statistic`` and ``p_value`` equal
+        ``scipy.stats.chisquare(observed, n * expected)`` on the arrays from
+        :func:`expected_shares`; ``effect_size`` is Cohen's
+        ``w = sqrt(statistic / n)``; ``nan`` for an empty window.
+
+    Notes
+    -----
+    :math:`\\chi^2 = \\sum_i (o_i - n p_i)^2 / (n p_i)` with ``k - 1`` degrees
+    of freedom over the ``k`` bins kept by :func:`expected_shares`. The
+    reference shares are treated as exact, which is accurate when the
+    reference is much larger than the window. The ``epsilon`` share of an
+    unseen category keeps the statistic finite; any unseen value then makes
+    it large, which is intended.
+
+    Examples
+    --------
+    >>> result = chi_square([0.5, 0.5, 0.0], [50, 50, 0], n_reference=1000)
+    >>> result.statistic, result.p_value
+    (0.0, 1.0)
+    """
+    observed, expected = expected_shares(reference_proportions, current_counts, epsilon)
+    n_current = int(observed.sum())
+    bins = int(observed.size)
+    if n_current == 0:
+        nan = float("nan")
+        return TestResult("chi2", nan, nan, nan, n_reference, 0, bins=bins)
+    if bins < 2:
+        return TestResult("chi2", 0.0, 1.0, 0.0, n_reference, n_current, bins=bins)
+    result = stats.chisquare(observed, expected * n_current)
+    statistic = float(result.statistic)
+    return TestResult(
+        "chi2",
+        statistic,
+        float(result.pvalue),
+        math.sqrt(statistic / n_current),
+        n_reference,
+        n_current,
+        bins=bins,
+    )
