@@ -134,15 +134,14 @@ class Comparator:
         if unknown:
             raise DriftstreamError(f"unknown feature(s): {', '.join(unknown)}")
         raw = {name: self._feature_tests(name, window) for name in names}
-        enough = {
-            name: window.features[name].n >= self.policy.min_samples for name in names
-        }
+        enough = {name: window.features[name].n >= self.policy.min_samples for name in names}
         adjusted: dict[str, dict[str, float | None]] = {name: {} for name in names}
         test_names = {test for tests, _ in raw.values() for test in tests}
         for test in sorted(test_names):
             family = [n for n in names if test in raw[n][0] and enough[n]]
             p_values = [_p_or_nan(raw[n][0][test].p_value) for n in family]
-            for name, value in zip(family, adjust_p_values(p_values, self.policy.correction)):
+            corrected = adjust_p_values(p_values, self.policy.correction)
+            for name, value in zip(family, corrected, strict=True):
                 adjusted[name][test] = None if np.isnan(value) else float(value)
         results = {}
         for name in names:
@@ -237,6 +236,7 @@ class Comparator:
             position = list(self.profile.features).index(name)
             null = NullDistribution(
                 shares,
+                self.profile.features[name].n,
                 statistic,
                 n_resamples=self.policy.null_resamples,
                 seed=(self.policy.seed, position),

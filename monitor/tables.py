@@ -41,13 +41,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
             frame = pd.read_parquet(file)
         else:
             raise DriftstreamError(
-                f"{file}: unknown format {suffix or '(no suffix)'!r}; "
-                "use .csv, .tsv or .parquet"
+                f"{file}: unknown format {suffix or '(no suffix)'!r}; use .csv, .tsv or .parquet"
             )
     except pd.errors.EmptyDataError:
         raise DriftstreamError(f"{file}: file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        first_line = (
+            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        )
         raise DriftstreamError(f"{file}: cannot read as {suffix[1:]}: {first_line}") from None
     if frame.empty:
         raise DriftstreamError(f"{file}: no rows")

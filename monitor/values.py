@@ -65,9 +65,9 @@ def category_column(column: pd.Series) -> npt.NDArray[np.object_]:
     present = column[~nulls]
     if pd.api.types.is_bool_dtype(present.dtype):
         converted = np.where(present.to_numpy(dtype=bool), "true", "false")
-    elif pd.api.types.is_integer_dtype(present.dtype):
-        converted = present.astype(np.int64).astype(str).to_numpy()
-    elif pd.api.types.is_float_dtype(present.dtype) and _all_integral(present):
+    elif pd.api.types.is_integer_dtype(present.dtype) or (
+        pd.api.types.is_float_dtype(present.dtype) and _all_integral(present)
+    ):
         converted = present.astype(np.int64).astype(str).to_numpy()
     elif pd.api.types.is_string_dtype(present.dtype) and _all_str(present):
         converted = present.to_numpy(dtype=object)
@@ -119,8 +119,7 @@ def infer_kind(column: pd.Series) -> FeatureKind:
         return FeatureKind.CATEGORICAL
     if pd.api.types.is_numeric_dtype(dtype):
         present = column.dropna()
-        integral = pd.api.types.is_integer_dtype(dtype) or _all_integral(present)
-        if integral and present.nunique() <= MAX_INTEGER_CATEGORIES:
+        if _is_integral(present) and present.nunique() <= MAX_INTEGER_CATEGORIES:
             return FeatureKind.CATEGORICAL
         return FeatureKind.NUMERIC
     if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
@@ -130,6 +129,12 @@ def infer_kind(column: pd.Series) -> FeatureKind:
     return FeatureKind.CATEGORICAL
 
 
+def _is_integral(values: pd.Series) -> bool:
+    if pd.api.types.is_integer_dtype(values.dtype):
+        return True
+    return pd.api.types.is_float_dtype(values.dtype) and _all_integral(values)
+
+
 def _all_integral(values: pd.Series) -> bool:
     array = values.to_numpy(dtype=np.float64)
     finite = array[np.isfinite(array)]
@@ -137,4 +142,4 @@ def _all_integral(values: pd.Series) -> bool:
 
 
 def _all_str(values: pd.Series) -> bool:
-    return bool(values.map(type).eq(str).all())
+    return all(isinstance(value, str) for value in values.to_numpy())

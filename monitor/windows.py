@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from monitor.reference import CategoricalProfile, NumericProfile, ReferenceProfile
+from monitor.reference import NumericProfile, ReferenceProfile
 from monitor.reservoir import Reservoir
 from monitor.values import FeatureKind, category_column, category_key, numeric_column
 
@@ -126,7 +126,7 @@ class CategoricalWindow:
         nulls = pd.isna(keys)
         present = keys[~nulls]
         self.n_null += int(keys.size - present.size)
-        positions = self._index.get_indexer(present)
+        positions = self._index.get_indexer(pd.Index(present, dtype=object))
         positions[positions < 0] = len(self.categories)
         self.counts += np.bincount(positions, minlength=self.counts.size)
 
@@ -224,7 +224,11 @@ class WindowState:
         header: dict[str, Any] = {"n_rows": self.n_rows, "features": []}
         arrays: list[np.ndarray[Any, Any]] = []
         for name, window in self.features.items():
-            entry: dict[str, Any] = {"name": name, "kind": window.kind.value, "n_null": window.n_null}
+            entry: dict[str, Any] = {
+                "name": name,
+                "kind": window.kind.value,
+                "n_null": window.n_null,
+            }
             arrays.append(window.counts)
             if isinstance(window, NumericWindow):
                 entry |= {
@@ -279,4 +283,3 @@ class WindowState:
             window.n_null = entry["n_null"]
             features[entry["name"]] = window
         return cls(features, header["n_rows"])
-

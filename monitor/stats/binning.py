@@ -77,6 +77,5 @@ def proportions(counts: npt.ArrayLike) -> FloatArray:
     """
     array = np.asarray(counts, dtype=np.float64)
     total = array.sum()
-    if total == 0:
-        return np.zeros_like(array)
-    return array / total
+    shares: FloatArray = np.zeros_like(array) if total == 0 else array / total
+    return shares

@@ -74,11 +74,7 @@ class EffectThresholds:
     critical: float | None = None
 
     def __post_init__(self) -> None:
-        if (
-            self.warning is not None
-            and self.critical is not None
-            and self.critical < self.warning
-        ):
+        if self.warning is not None and self.critical is not None and self.critical < self.warning:
             raise ValueError(
                 f"critical threshold {self.critical} is below warning threshold {self.warning}"
             )

@@ -21,10 +21,9 @@ def jensen_shannon_values(
     """
     ref = np.asarray(reference_proportions, dtype=np.float64)
     counts = np.atleast_2d(np.asarray(current_counts, dtype=np.float64))
-    values: npt.NDArray[np.float64] = distance.jensenshannon(
-        np.broadcast_to(ref, counts.shape), counts, base=2.0, axis=1
+    return np.atleast_1d(
+        distance.jensenshannon(np.broadcast_to(ref, counts.shape), counts, base=2.0, axis=1)
     )
-    return values
 
 
 def jensen_shannon(

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
-#: ``statistic(reference_proportions, counts_matrix) -> one value per row``.
+#: ``statistic(reference_shares, counts_matrix) -> one value per row``; the
+#: shares are one vector for all rows or one row per row of counts.
 BinnedStatistic = Callable[[FloatArray, npt.NDArray[np.int64]], FloatArray]
 
 
@@ -20,6 +21,9 @@ class NullDistribution:
     ----------
     reference_proportions
         Reference share of each bin.
+    n_reference
+        Number of reference values behind the shares, or ``None`` to treat
+        the shares as exact (a reference much larger than any window).
     statistic
         Vectorised statistic, e.g. :func:`monitor.stats.psi.psi_values`.
     n_resamples
@@ -36,7 +40,12 @@ class NullDistribution:
     Drawing ``n`` values with replacement from the reference and binning
     them gives bin counts ``~ Multinomial(n, r)``, so each simulated window
     is one multinomial draw: exact resampling of the reference, at the cost
-    of ``n_resamples x bins`` numbers whatever ``n`` is. The threshold at
+    of ``n_resamples x bins`` numbers whatever ``n`` is. The reference itself
+    is a sample of ``N = n_reference`` values, whose shares differ from the
+    population's by chance too; each simulation therefore also redraws the
+    reference shares as ``Multinomial(N, r) / N`` and compares the two
+    simulated samples, so the null accounts for both sides' noise (expected
+    PSI ~ ``(bins - 1)(1/n + 1/N)``, not ``(bins - 1)/n``). The threshold at
     level ``alpha`` is ``numpy.quantile(draws, 1 - alpha)``; the p-value of
     an observed statistic ``s`` is ``(1 + #{draws >= s}) / (n_resamples + 1)``
     (never 0, as a Monte Carlo p-value must not be). The reference shares
@@ -50,7 +59,7 @@ class NullDistribution:
     Examples
     --------
     >>> from monitor.stats.psi import psi_values
-    >>> null = NullDistribution(np.full(10, 0.1), psi_values, n_resamples=2000)
+    >>> null = NullDistribution(np.full(10, 0.1), 100_000, psi_values, n_resamples=2000)
     >>> bool(null.threshold(100, alpha=0.05) > 0.1)
     True
     >>> bool(null.threshold(10_000, alpha=0.05) < 0.01)
@@ -62,6 +71,7 @@ class NullDistribution:
     def __init__(
         self,
         reference_proportions: npt.ArrayLike,
+        n_reference: int | None,
         statistic: BinnedStatistic,
         n_resamples: int = 10_000,
         seed: int | tuple[int, ...] = 0,
@@ -70,6 +80,7 @@ class NullDistribution:
         if n_resamples < 1:
             raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
         self.reference_proportions = np.asarray(reference_proportions, dtype=np.float64)
+        self.n_reference = n_reference
         self.statistic = statistic
         self.n_resamples = n_resamples
         self.seed = seed
@@ -84,8 +95,12 @@ class NullDistribution:
             return cached
         seed = self.seed if isinstance(self.seed, tuple) else (self.seed,)
         rng = np.random.default_rng([*seed, n])
-        counts = rng.multinomial(n, self.reference_proportions, size=self.n_resamples)
-        draws = np.sort(self.statistic(self.reference_proportions, counts))
+        shares = self.reference_proportions
+        counts = rng.multinomial(n, shares, size=self.n_resamples)
+        if self.n_reference is not None:
+            reference_counts = rng.multinomial(self.n_reference, shares, size=self.n_resamples)
+            shares = reference_counts / self.n_reference
+        draws = np.sort(self.statistic(shares, counts))
         self._draws[n] = draws
         if len(self._draws) > self.cache_size:
             self._draws.popitem(last=False)

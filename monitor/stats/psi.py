@@ -90,4 +90,3 @@ def psi(
         return TestResult("psi", nan, None, nan, n_reference, 0, bins=bins)
     value = float(psi_values(reference_proportions, counts, epsilon)[0])
     return TestResult("psi", value, None, value, n_reference, n_current, bins=bins)
-

@@ -1,0 +1,1 @@
+"""Benchmarks of driftstream against baselines measured in the same run."""
