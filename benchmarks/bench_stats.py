@@ -37,7 +37,7 @@ N_ROWS = 100_000
 N_NUMERIC = 20
 N_CATEGORICAL = 5
 #: Shifted in the window: (location shift, spread factor), both in units of the feature's scale.
-NUMERIC_SHIFTS = {"num_0": (0.25, 1.0), "num_1": (0.0, 1.3), "num_2": (0.0, 1.15)}
+NUMERIC_SHIFTS = {"num_0": (0.5, 1.0), "num_1": (0.0, 1.6), "num_2": (0.0, 1.4)}
 #: Categorical features whose shares are reversed in the window.
 REVERSED_CATEGORICALS = frozenset({"cat_0"})
 #: Share of window values of these features that are a category the reference never saw.
@@ -49,6 +49,7 @@ NUMERIC_BATCH = 1_000_000
 #: Values fed one at a time to the Python-loop baselines; their per-value rate is
 #: extrapolated, as a million-value loop would take minutes.
 LOOP_VALUES = 20_000
+END_TO_END_TARGET = 20.0
 THROUGHPUT_TARGET = 5e6
 MEMORY_LENGTHS = (10_000, DEFAULT_WINDOW_SAMPLE_CAP, 100_000, 1_000_000)
 MEMORY_CHUNK = 100_000
@@ -168,6 +169,9 @@ def evidently_run(reference: pd.DataFrame, current: pd.DataFrame) -> Callable[[]
     def run() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
+            # scipy's chisquare divides by zero on Evidently's zero expected share of a
+            # category the reference never saw; the result (p = 0) is still right.
+            warnings.simplefilter("ignore", RuntimeWarning)
             return Report(metrics).run(current, reference)
 
     return run
@@ -178,8 +182,9 @@ def evidently_drifted(snapshot: Any) -> list[str]:
     drifted: list[str] = []
     for metric in snapshot.dict()["metrics"]:
         config, value = metric["config"], float(metric["value"])
+        threshold = config["threshold"]
         # PSI is a distance (drift above the threshold); the others are p-values.
-        hit = value >= config["threshold"] if config["method"] == "psi" else value < config["threshold"]
+        hit = value >= threshold if config["method"] == "psi" else value < threshold
         if hit and config["column"] not in drifted:
             drifted.append(config["column"])
     return drifted
@@ -198,25 +203,36 @@ def bench_evaluation(
     total_time, _ = best_of(
         lambda: first_compare(profile, build_window(build_profile(reference), current, N_ROWS))
     )
+    steady_time, _ = best_of(lambda: comparator.compare(build_window(profile, current, N_ROWS)))
 
     run_evidently = evidently_run(reference, current)
     run_evidently()  # warms Evidently's imports and caches; not timed
     evidently_time, snapshot = best_of(run_evidently)
 
     n_tests = 2 * (N_NUMERIC + N_CATEGORICAL)
-    rows = [
+    # Only the last three rows do the whole job (DataFrames in, every test out),
+    # so only they get a ratio to Evidently.
+    stages = [
         ("profile build (reference)", profile_time),
         ("window update (update_frame)", window_time),
         ("first compare (with null calibration)", first_time),
         ("warm compare (calibration cached)", warm_time),
+    ]
+    whole_jobs = [
         ("end-to-end: profile + window + first compare", total_time),
-        (f"Evidently Report, {n_tests} ValueDrift metrics (baseline)", evidently_time),
+        ("next window: window + warm compare", steady_time),
+        (f"Evidently Report, {n_tests} ValueDrift metrics (warm)", evidently_time),
     ]
     print_table(
         f"(a) {N_ROWS:,}-row window vs {N_ROWS:,}-row reference, {N_NUMERIC} numeric "
-        f"(KS + PSI) + {N_CATEGORICAL} categorical (chi2 + PSI) features, best of {REPEATS}",
-        ["stage", "seconds", "Evidently / stage"],
-        [[name, f"{seconds:.3f}", f"{evidently_time / seconds:.1f}x"] for name, seconds in rows],
+        f"(KS + PSI) + {N_CATEGORICAL} categorical (chi2 + PSI) features, best of {REPEATS}, "
+        f"target >= {END_TO_END_TARGET:.0f}x end-to-end",
+        ["stage", "seconds", "Evidently / driftstream"],
+        [[name, f"{seconds:.3f}", "-"] for name, seconds in stages]
+        + [
+            [name, f"{seconds:.3f}", f"{evidently_time / seconds:.1f}x"]
+            for name, seconds in whole_jobs
+        ],
     )
     print(f"  drifted, driftstream: {', '.join(comparison.drifted_features)}")
     print(f"  drifted, Evidently:   {', '.join(evidently_drifted(snapshot))}")
@@ -314,13 +330,14 @@ def bench_memory(profile: ReferenceProfile, rng: np.random.Generator) -> None:
     print_table(
         f"(c) WindowState memory, {len(profile.features)} features, "
         f"default window sample cap {DEFAULT_WINDOW_SAMPLE_CAP:,}",
-        ["window length (rows)", "to_bytes() bytes", "array nbytes", "vs at cap"],
+        ["window length (rows)", "to_bytes() bytes", "vs cap", "array nbytes", "vs cap"],
         [
             [
                 f"{length:,}" + (" (cap)" if length == DEFAULT_WINDOW_SAMPLE_CAP else ""),
                 f"{serialised:,}",
+                f"{serialised / cap_serialised:.4f}x",
                 f"{arrays:,}",
-                f"{serialised / cap_serialised:.3f}x / {arrays / cap_arrays:.3f}x",
+                f"{arrays / cap_arrays:.4f}x",
             ]
             for length, serialised, arrays in sizes
         ],
