@@ -164,25 +164,27 @@ class ReferenceProfile:
         """
         if n_bins < 1 or sample_cap < 1 or max_categories < 1:
             raise DriftstreamError("n_bins, sample_cap and max_categories must be at least 1")
-        names = list(frame.columns if features is None else features)
+        # Column labels may be ints in a DataFrame; features are named by strings.
+        frame = frame.rename(columns=str)
+        names = [str(n) for n in (frame.columns if features is None else features)]
         missing = [n for n in names if n not in frame.columns]
         if missing:
-            raise DriftstreamError(f"unknown column(s): {', '.join(map(str, missing))}")
-        overrides = dict(kinds or {})
+            raise DriftstreamError(f"unknown column(s): {', '.join(missing)}")
+        overrides = {str(name): kind for name, kind in (kinds or {}).items()}
         unknown = sorted(set(overrides) - set(names))
         if unknown:
             raise DriftstreamError(f"kind given for unknown column(s): {', '.join(unknown)}")
         profiles: dict[str, FeatureProfile] = {}
         for position, name in enumerate(names):
             column = frame[name]
-            kind = overrides.get(str(name)) or infer_kind(column)
+            kind = overrides.get(name) or infer_kind(column)
             rng = np.random.default_rng([seed, position])
             if kind is FeatureKind.NUMERIC:
-                values = numeric_column(column, str(name))
-                profiles[str(name)] = _numeric_profile(str(name), values, n_bins, sample_cap, rng)
+                values = numeric_column(column, name)
+                profiles[name] = _numeric_profile(name, values, n_bins, sample_cap, rng)
             else:
                 keys = category_column(column)
-                profiles[str(name)] = _categorical_profile(str(name), keys, max_categories)
+                profiles[name] = _categorical_profile(name, keys, max_categories)
         return cls(
             model=model,
             model_version=model_version,

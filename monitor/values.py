@@ -119,6 +119,12 @@ def infer_kind(column: pd.Series) -> FeatureKind:
         return FeatureKind.CATEGORICAL
     if pd.api.types.is_numeric_dtype(dtype):
         present = column.dropna()
+        if present.empty:
+            return (
+                FeatureKind.NUMERIC
+                if pd.api.types.is_float_dtype(dtype)
+                else FeatureKind.CATEGORICAL
+            )
         if _is_integral(present) and present.nunique() <= MAX_INTEGER_CATEGORIES:
             return FeatureKind.CATEGORICAL
         return FeatureKind.NUMERIC
@@ -136,9 +142,10 @@ def _is_integral(values: pd.Series) -> bool:
 
 
 def _all_integral(values: pd.Series) -> bool:
+    # Only values an int64 holds exactly: larger ones would wrap around when
+    # converted in bulk, so they go through category_key one by one.
     array = values.to_numpy(dtype=np.float64)
-    finite = array[np.isfinite(array)]
-    return finite.size == array.size and bool(np.all(finite == np.round(finite)))
+    return bool(np.all((np.abs(array) < 2**63) & (array == np.round(array))))
 
 
 def _all_str(values: pd.Series) -> bool:

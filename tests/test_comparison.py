@@ -22,7 +22,9 @@ N_NUMERIC, N_CATEGORICAL = 20, 5
 CATEGORY_SHARES = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
 
 
-def population(rng: np.random.Generator, n: int, shifted: frozenset[str] = frozenset()) -> pd.DataFrame:
+def population(
+    rng: np.random.Generator, n: int, shifted: frozenset[str] = frozenset()
+) -> pd.DataFrame:
     """Rows from a fixed mix of shapes: normal, skewed, heavy ties, uniform, categorical."""
     columns: dict[str, np.ndarray] = {}
     for i in range(N_NUMERIC):
@@ -83,7 +85,7 @@ def test_defaults_keep_false_alarms_rare_with_many_features_and_small_windows(
 
 
 def test_real_shifts_are_caught_and_only_there(profile: ReferenceProfile) -> None:
-    """Half-sigma shifts (PSI ~ 0.25) in two numeric features and a categorical shift are flagged."""
+    """Half-sigma shifts (PSI ~ 0.25) in two numeric features and a categorical one are flagged."""
     comparator = Comparator(profile)
     rng = np.random.default_rng(2)
     shifted = frozenset({"num0", "num5", "cat1"})
@@ -96,7 +98,9 @@ def test_window_below_min_samples_is_insufficient_data(profile: ReferenceProfile
     """Tiny and empty windows give insufficient_data, never a verdict, and valid JSON."""
     comparator = Comparator(profile)
     for size in (0, 1, 99):
-        comparison = comparator.compare(window_of(profile, population(np.random.default_rng(3), size)))
+        comparison = comparator.compare(
+            window_of(profile, population(np.random.default_rng(3), size))
+        )
         severities = {f.severity for f in comparison.features.values()}
         assert severities == {Severity.INSUFFICIENT_DATA}
         assert comparison.drifted_features == []
@@ -197,9 +201,9 @@ def test_bonferroni_is_never_more_permissive_than_bh(profile: ReferenceProfile) 
 
 shares_and_counts = st.integers(2, 12).flatmap(
     lambda k: st.tuples(
-        hnp.arrays(
-            np.float64, k, elements=st.one_of(st.just(0.0), st.floats(1e-9, 1.0))
-        ).filter(lambda a: a.sum() > 0),
+        hnp.arrays(np.float64, k, elements=st.one_of(st.just(0.0), st.floats(1e-9, 1.0))).filter(
+            lambda a: a.sum() > 0
+        ),
         hnp.arrays(np.int64, k, elements=st.integers(0, 1000)).filter(lambda a: a.sum() > 0),
         st.permutations(range(k)),
     )
@@ -216,7 +220,9 @@ def test_psi_is_non_negative_and_bin_order_invariant(
     shares = raw_shares / raw_shares.sum()
     value = psi(shares, counts, 100).statistic
     assert value >= 0
-    assert psi(shares[order], counts[order], 100).statistic == pytest.approx(value, rel=1e-12, abs=1e-15)
+    assert psi(shares[order], counts[order], 100).statistic == pytest.approx(
+        value, rel=1e-12, abs=1e-15
+    )
 
 
 @given(hnp.arrays(np.int64, st.integers(2, 12), elements=st.integers(1, 50)), st.integers(1, 20))

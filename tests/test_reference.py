@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,9 +24,9 @@ from monitor.reference import (
 from monitor.values import MAX_INTEGER_CATEGORIES, FeatureKind
 
 
-def build(frame: pd.DataFrame, **options: object) -> ReferenceProfile:
+def build(frame: pd.DataFrame, **options: Any) -> ReferenceProfile:
     """A profile of ``frame`` for a fixed model name and version."""
-    return ReferenceProfile.from_frame(frame, "model", "1", **options)  # type: ignore[arg-type]
+    return ReferenceProfile.from_frame(frame, "model", "1", **options)
 
 
 def numeric_feature(profile: ReferenceProfile, name: str) -> NumericProfile:
@@ -124,13 +125,13 @@ def test_numeric_override_on_text_errors() -> None:
 
 def test_unknown_feature_column_errors() -> None:
     """features= naming a missing column is a DriftstreamError naming it."""
-    with pytest.raises(DriftstreamError, match="unknown column.*missing"):
+    with pytest.raises(DriftstreamError, match=r"unknown column.*missing"):
         build(pd.DataFrame({"x": [1.0]}), features=["x", "missing"])
 
 
 def test_unknown_kind_column_errors() -> None:
     """kinds= naming a column that is not profiled is a DriftstreamError naming it."""
-    with pytest.raises(DriftstreamError, match="unknown column.*ghost"):
+    with pytest.raises(DriftstreamError, match=r"unknown column.*ghost"):
         build(pd.DataFrame({"x": [1.0]}), kinds={"ghost": FeatureKind.NUMERIC})
 
 
@@ -344,13 +345,24 @@ def test_rarest_categories_go_to_other_bin() -> None:
 
 def test_integer_and_bool_category_keys() -> None:
     """Integer categories are keyed "3" (also as floats with NaN); booleans "true"/"false"."""
-    frame = pd.DataFrame(
-        {"i": [3, 3, 1], "f": [3.0, np.nan, 1.0], "b": [True, False, True]}
-    )
+    frame = pd.DataFrame({"i": [3, 3, 1], "f": [3.0, np.nan, 1.0], "b": [True, False, True]})
     profile = build(frame)
     assert categorical_feature(profile, "i").categories == ("3", "1")
     assert categorical_feature(profile, "f").categories == ("1", "3")
     assert categorical_feature(profile, "b").categories == ("true", "false")
+
+
+def test_large_integral_floats_stay_distinct_categories() -> None:
+    """Integral floats beyond the int64 range keep distinct, exact category keys.
+
+    Such values are not inferred as integer codes (numeric by default), so the
+    kind is given.
+    """
+    frame = pd.DataFrame({"id": [1e20, 2e20, 2e20, 5.0]})
+    assert build(frame).features["id"].kind is FeatureKind.NUMERIC
+    feature = categorical_feature(build(frame, kinds={"id": FeatureKind.CATEGORICAL}), "id")
+    assert feature.categories == ("200000000000000000000", "100000000000000000000", "5")
+    assert feature.counts.tolist() == [2, 1, 1, 0]
 
 
 # --- serialisation ----------------------------------------------------------------
@@ -531,3 +543,18 @@ def test_one_million_rows_by_25_columns() -> None:
     s4 = categorical_feature(profile, "s4")
     assert len(s4.categories) == 34
     assert int(s4.counts.sum()) == rows
+
+
+def test_all_nan_float_column_is_inferred_numeric() -> None:
+    """A float column with no values yet is numeric (it has no integer codes)."""
+    profile = build(pd.DataFrame({"x": [np.nan, np.nan, np.nan]}))
+    assert profile.features["x"].kind is FeatureKind.NUMERIC
+    assert profile.features["x"].n_null == 3
+
+
+def test_integer_column_labels_are_named_by_strings() -> None:
+    """Non-string column labels become string feature names, overrides included."""
+    frame = pd.DataFrame({0: [0.5, 1.5, 2.5], 1: ["a", "b", "a"]})
+    profile = build(frame, kinds={0: FeatureKind.CATEGORICAL})
+    assert list(profile.features) == ["0", "1"]
+    assert profile.features["0"].kind is FeatureKind.CATEGORICAL

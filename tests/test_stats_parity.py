@@ -112,9 +112,9 @@ def test_psi_matches_its_documented_formula() -> None:
     assert psi(reference, counts, 100).statistic == pytest.approx(
         float(np.sum((c - r) * np.log(c / r))), rel=1e-14
     )
-    assert psi(reference, counts, 100, epsilon=1e-3).statistic != psi(
-        reference, counts, 100
-    ).statistic
+    assert (
+        psi(reference, counts, 100, epsilon=1e-3).statistic != psi(reference, counts, 100).statistic
+    )
 
 
 @pytest.mark.parametrize("seed", range(10))

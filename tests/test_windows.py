@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from monitor.reference import ReferenceProfile
 from monitor.reservoir import Reservoir
+from monitor.values import FeatureKind
 from monitor.windows import CategoricalWindow, NumericWindow, WindowState
 
 FloatArray = npt.NDArray[np.float64]
@@ -206,6 +208,25 @@ def test_to_bytes_round_trip_is_exact_and_continues_identically() -> None:
         state.update_frame(future.iloc[150:])
     assert_identical(original, restored)
     assert restored.to_bytes() == original.to_bytes()
+
+
+def test_round_trip_on_profile_without_finite_values() -> None:
+    """A window on an all-NaN numeric reference (NaN range) survives to_bytes/from_bytes."""
+    frame = pd.DataFrame({"e": [np.nan] * 10})
+    profile = ReferenceProfile.from_frame(
+        frame, model="m", model_version="1", kinds={"e": FeatureKind.NUMERIC}
+    )
+    state = WindowState.for_profile(profile)
+    state.update_frame(pd.DataFrame({"e": [1.0, np.nan, -2.0]}))
+    window = numeric(state, "e")
+    assert window.counts.tolist() == [2]
+    assert window.n_null == 1
+    assert window.n_out_of_range == 0
+    restored = numeric(WindowState.from_bytes(state.to_bytes()), "e")
+    assert np.isnan(restored.minimum)
+    assert np.isnan(restored.maximum)
+    assert restored.counts.tolist() == [2]
+    assert restored.reservoir.values.tolist() == [1.0, -2.0]
 
 
 def test_serialised_size_does_not_grow_with_window_length() -> None:
