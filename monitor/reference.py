@@ -69,8 +69,8 @@ class NumericProfile:
 
     @property
     def null_rate(self) -> float:
-        total = self.n + self.n_null
-        return self.n_null / total if total else 0.0
+        """Share of nulls among all reference values."""
+        return null_rate(self.n, self.n_null)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,8 +101,8 @@ class CategoricalProfile:
 
     @property
     def null_rate(self) -> float:
-        total = self.n + self.n_null
-        return self.n_null / total if total else 0.0
+        """Share of nulls among all reference values."""
+        return null_rate(self.n, self.n_null)
 
     @property
     def unseen_rate(self) -> float:
@@ -111,6 +111,18 @@ class CategoricalProfile:
 
 
 FeatureProfile = NumericProfile | CategoricalProfile
+
+
+def null_rate(n: int, n_null: int) -> float:
+    """``n_null / (n + n_null)``, 0 when there are no values at all.
+
+    Examples
+    --------
+    >>> null_rate(3, 1), null_rate(0, 0)
+    (0.25, 0.0)
+    """
+    total = n + n_null
+    return n_null / total if total else 0.0
 
 
 @dataclass(frozen=True, eq=False)

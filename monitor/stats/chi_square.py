@@ -82,8 +82,7 @@ def chi_square(
     n_current = int(observed.sum())
     bins = int(observed.size)
     if n_current == 0:
-        nan = float("nan")
-        return TestResult("chi2", nan, nan, nan, n_reference, 0, bins=bins)
+        return TestResult.empty("chi2", n_reference, has_p_value=True, bins=bins)
     if bins < 2:
         return TestResult("chi2", 0.0, 1.0, 0.0, n_reference, n_current, bins=bins)
     result = stats.chisquare(observed, expected * n_current)

@@ -49,7 +49,6 @@ def jensen_shannon(
     n_current = int(counts.sum())
     bins = int(counts.size)
     if n_current == 0:
-        nan = float("nan")
-        return TestResult("js", nan, None, nan, n_reference, 0, bins=bins)
+        return TestResult.empty("js", n_reference, has_p_value=False, bins=bins)
     value = float(jensen_shannon_values(reference_proportions, counts)[0])
     return TestResult("js", value, None, value, n_reference, n_current, bins=bins)

@@ -60,8 +60,7 @@ def ks(reference_sorted: npt.NDArray[np.float64], current: npt.ArrayLike) -> Tes
     cur = np.sort(cur[~np.isnan(cur)])
     n_ref, n_cur = ref.size, cur.size
     if n_ref == 0 or n_cur == 0:
-        nan = float("nan")
-        return TestResult("ks", nan, nan, nan, n_ref, n_cur)
+        return TestResult.empty("ks", n_ref, n_cur, has_p_value=True)
     if max(n_ref, n_cur) <= EXACT_MAX_N:
         scipy_result = stats.ks_2samp(ref, cur)
         d = float(scipy_result.statistic)

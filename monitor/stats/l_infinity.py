@@ -28,8 +28,7 @@ def l_infinity(
     n_current = int(counts.sum())
     bins = int(counts.size)
     if n_current == 0:
-        nan = float("nan")
-        return TestResult("linf", nan, None, nan, n_reference, 0, bins=bins)
+        return TestResult.empty("linf", n_reference, has_p_value=False, bins=bins)
     ref = np.asarray(reference_proportions, dtype=np.float64)
     value = float(np.max(np.abs(ref - proportions(counts))))
     return TestResult("linf", value, None, value, n_reference, n_current, bins=bins)

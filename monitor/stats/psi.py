@@ -86,7 +86,6 @@ def psi(
     n_current = int(counts.sum())
     bins = int(counts.size)
     if n_current == 0:
-        nan = float("nan")
-        return TestResult("psi", nan, None, nan, n_reference, 0, bins=bins)
+        return TestResult.empty("psi", n_reference, has_p_value=False, bins=bins)
     value = float(psi_values(reference_proportions, counts, epsilon)[0])
     return TestResult("psi", value, None, value, n_reference, n_current, bins=bins)

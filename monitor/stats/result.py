@@ -59,6 +59,27 @@ class TestResult:
     threshold: float | None = None
     bins: int | None = None
 
+    @classmethod
+    def empty(
+        cls,
+        test: str,
+        n_reference: int,
+        n_current: int = 0,
+        *,
+        has_p_value: bool,
+        bins: int | None = None,
+    ) -> TestResult:
+        """The result when a side has no values: every number is ``nan``.
+
+        Examples
+        --------
+        >>> TestResult.empty("psi", 100, has_p_value=False).statistic
+        nan
+        """
+        nan = float("nan")
+        p_value = nan if has_p_value else None
+        return cls(test, nan, p_value, nan, n_reference, n_current, bins=bins)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form; non-finite numbers become ``None``."""
         out: dict[str, Any] = {

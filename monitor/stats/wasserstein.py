@@ -49,8 +49,7 @@ def wasserstein(
     ref = ref[np.isfinite(ref)]
     cur = cur[np.isfinite(cur)]
     if ref.size == 0 or cur.size == 0:
-        nan = float("nan")
-        return TestResult("wasserstein", nan, None, nan, int(ref.size), int(cur.size))
+        return TestResult.empty("wasserstein", ref.size, cur.size, has_p_value=False)
     distance = float(stats.wasserstein_distance(ref, cur))
     if reference_std > 0:
         effect = distance / reference_std
