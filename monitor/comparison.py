@@ -29,6 +29,8 @@ from monitor.stats.wasserstein import wasserstein
 from monitor.values import FeatureKind
 from monitor.windows import CategoricalWindow, NumericWindow, WindowState
 
+#: Distance tests whose p-value and threshold come from a NullDistribution.
+CALIBRATED_TESTS = ("psi", "js")
 #: Tests reported under ``"value"`` (as well as ``"statistic"``) in JSON.
 DISTANCE_TESTS = frozenset({"psi", "js", "linf", "wasserstein"})
 
@@ -125,7 +127,8 @@ class Comparator:
     def __init__(self, profile: ReferenceProfile, policy: DriftPolicy | None = None) -> None:
         self.profile = profile
         self.policy = policy or DriftPolicy()
-        self._nulls: dict[tuple[str, str], NullDistribution] = {}
+        # Keyed by what the draws depend on, so features with equal shares share them.
+        self._nulls: dict[tuple[tuple[str, ...], bytes, int], NullDistribution] = {}
 
     def compare(self, window: WindowState, features: Sequence[str] | None = None) -> Comparison:
         """Run every feature's tests on ``window`` and decide severities."""
@@ -218,7 +221,7 @@ class Comparator:
             )
         else:
             raise DriftstreamError(f"feature {name!r}: window kind does not match the reference")
-        for test in ("psi", "js"):
+        for test in CALIBRATED_TESTS:
             if test in tests and n > 0:
                 tests[test] = self._calibrated(name, test, feature.proportions, tests[test], n)
         return tests, quality
@@ -226,26 +229,32 @@ class Comparator:
     def _calibrated(
         self, name: str, test: str, shares: np.ndarray[Any, Any], result: TestResult, n: int
     ) -> TestResult:
-        null = self._nulls.get((name, test))
+        feature = self.profile.features[name]
+        tests = (
+            self.policy.numeric_tests
+            if feature.kind is FeatureKind.NUMERIC
+            else (self.policy.categorical_tests)
+        )
+        calibrated = tuple(t for t in CALIBRATED_TESTS if t in tests)
+        key = (calibrated, shares.tobytes(), feature.n)
+        null = self._nulls.get(key)
         if null is None:
-            statistic: BinnedStatistic = (
-                partial(psi_values, epsilon=self.policy.epsilon)
-                if test == "psi"
-                else jensen_shannon_values
-            )
-            position = list(self.profile.features).index(name)
+            statistics: dict[str, BinnedStatistic] = {
+                "psi": partial(psi_values, epsilon=self.policy.epsilon),
+                "js": jensen_shannon_values,
+            }
             null = NullDistribution(
                 shares,
-                self.profile.features[name].n,
-                statistic,
+                feature.n,
+                {t: statistics[t] for t in calibrated},
                 n_resamples=self.policy.null_resamples,
-                seed=(self.policy.seed, position),
+                seed=self.policy.seed,
             )
-            self._nulls[(name, test)] = null
+            self._nulls[key] = null
         return replace(
             result,
-            p_value=null.p_value(result.statistic, n),
-            threshold=null.threshold(n, self.policy.alpha),
+            p_value=null.p_value(test, result.statistic, n),
+            threshold=null.threshold(test, n, self.policy.alpha),
         )
 
 

@@ -149,4 +149,4 @@ def _all_integral(values: pd.Series) -> bool:
 
 
 def _all_str(values: pd.Series) -> bool:
-    return all(isinstance(value, str) for value in values.to_numpy())
+    return pd.api.types.infer_dtype(values, skipna=True) == "string"

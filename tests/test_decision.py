@@ -69,24 +69,24 @@ def test_nan_p_values_stay_out_of_the_family() -> None:
 def test_null_threshold_is_the_resampled_quantile_and_cached() -> None:
     """The threshold is the (1 - alpha) quantile of independent resamples, cached per n."""
     shares = np.array([0.1, 0.2, 0.3, 0.4])
-    null = NullDistribution(shares, 50_000, psi_values, n_resamples=4000, seed=7)
-    first = null.draws(200)
-    assert null.draws(200) is first
+    null = NullDistribution(shares, 50_000, {"psi": psi_values}, n_resamples=4000, seed=7)
+    first = null.draws("psi", 200)
+    assert null.draws("psi", 200) is first
     rng = np.random.default_rng(123)
     ref = rng.multinomial(50_000, shares, size=4000) / 50_000
     independent = psi_values(ref, rng.multinomial(200, shares, size=4000))
     expected = np.quantile(independent, 0.95)
-    assert null.threshold(200, 0.05) == pytest.approx(expected, rel=0.1)
-    assert null.threshold(2000, 0.05) < null.threshold(200, 0.05) / 5
+    assert null.threshold("psi", 200, 0.05) == pytest.approx(expected, rel=0.1)
+    assert null.threshold("psi", 2000, 0.05) < null.threshold("psi", 200, 0.05) / 5
 
 
 def test_null_p_value_is_uniform_under_the_null() -> None:
     """Under no drift the calibrated p-value falls below alpha about alpha of the time."""
     shares = np.full(10, 0.1)
-    null = NullDistribution(shares, None, psi_values, n_resamples=2000, seed=1)
+    null = NullDistribution(shares, None, {"psi": psi_values}, n_resamples=2000, seed=1)
     rng = np.random.default_rng(99)
     observed = psi_values(shares, rng.multinomial(150, shares, size=2000))
-    p = np.array([null.p_value(float(v), 150) for v in observed])
+    p = np.array([null.p_value("psi", float(v), 150) for v in observed])
     assert 0.03 < np.mean(p < 0.05) < 0.07
     assert p.min() >= 1 / 2001
 
@@ -94,12 +94,13 @@ def test_null_p_value_is_uniform_under_the_null() -> None:
 def test_null_draws_depend_only_on_seed_and_n() -> None:
     """Asking for sizes in another order gives the same draws."""
     shares = np.array([0.5, 0.3, 0.2])
-    a = NullDistribution(shares, 1000, jensen_shannon_values, n_resamples=500, seed=3)
-    b = NullDistribution(shares, 1000, jensen_shannon_values, n_resamples=500, seed=3)
-    a.draws(10)
-    np.testing.assert_array_equal(a.draws(99), b.draws(99))
-    c = NullDistribution(shares, 1000, jensen_shannon_values, n_resamples=500, seed=4)
-    assert not np.array_equal(c.draws(99), b.draws(99))
+    statistics = {"js": jensen_shannon_values, "psi": psi_values}
+    a = NullDistribution(shares, 1000, statistics, n_resamples=500, seed=3)
+    b = NullDistribution(shares, 1000, statistics, n_resamples=500, seed=3)
+    a.draws("js", 10)
+    np.testing.assert_array_equal(a.draws("js", 99), b.draws("js", 99))
+    c = NullDistribution(shares, 1000, statistics, n_resamples=500, seed=4)
+    assert not np.array_equal(c.draws("js", 99), b.draws("js", 99))
 
 
 def test_severity_needs_significance_and_effect() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -15,7 +15,7 @@ BinnedStatistic = Callable[[FloatArray, npt.NDArray[np.int64]], FloatArray]
 
 
 class NullDistribution:
-    """Distribution of a binned statistic when the window follows the reference.
+    """Distribution of binned statistics when the window follows the reference.
 
     Parameters
     ----------
@@ -24,8 +24,9 @@ class NullDistribution:
     n_reference
         Number of reference values behind the shares, or ``None`` to treat
         the shares as exact (a reference much larger than any window).
-    statistic
-        Vectorised statistic, e.g. :func:`monitor.stats.psi.psi_values`.
+    statistics
+        Vectorised statistics by name, e.g. ``{"psi": psi_values}``; all are
+        computed on the same simulated windows.
     n_resamples
         Simulated windows per window size ``n``. The smallest p-value it can
         give is ``1 / (n_resamples + 1)``.
@@ -48,9 +49,12 @@ class NullDistribution:
     PSI ~ ``(bins - 1)(1/n + 1/N)``, not ``(bins - 1)/n``). The threshold at
     level ``alpha`` is ``numpy.quantile(draws, 1 - alpha)``; the p-value of
     an observed statistic ``s`` is ``(1 + #{draws >= s}) / (n_resamples + 1)``
-    (never 0, as a Monte Carlo p-value must not be). The reference shares
-    are taken as exact; that is accurate when the reference is much larger
-    than the window.
+    (never 0, as a Monte Carlo p-value must not be).
+
+    The draws depend only on the shares, ``N``, ``n`` and the seed, so
+    features with identical reference shares (numeric features binned at
+    their own deciles usually have exactly equal shares) can share one
+    instance.
 
     Why: at small windows a distance such as PSI is large by chance alone
     (``E[PSI] ~ (bins - 1) / n``: about 0.09 for 10 bins at ``n = 100``), so
@@ -59,12 +63,12 @@ class NullDistribution:
     Examples
     --------
     >>> from monitor.stats.psi import psi_values
-    >>> null = NullDistribution(np.full(10, 0.1), 100_000, psi_values, n_resamples=2000)
-    >>> bool(null.threshold(100, alpha=0.05) > 0.1)
+    >>> null = NullDistribution(np.full(10, 0.1), 100_000, {"psi": psi_values}, n_resamples=2000)
+    >>> bool(null.threshold("psi", 100, alpha=0.05) > 0.1)
     True
-    >>> bool(null.threshold(10_000, alpha=0.05) < 0.01)
+    >>> bool(null.threshold("psi", 10_000, alpha=0.05) < 0.01)
     True
-    >>> null.p_value(1.0, 100)
+    >>> null.p_value("psi", 1.0, 100)
     0.0004997501249375312
     """
 
@@ -72,7 +76,7 @@ class NullDistribution:
         self,
         reference_proportions: npt.ArrayLike,
         n_reference: int | None,
-        statistic: BinnedStatistic,
+        statistics: Mapping[str, BinnedStatistic],
         n_resamples: int = 10_000,
         seed: int | tuple[int, ...] = 0,
         cache_size: int = 8,
@@ -81,18 +85,35 @@ class NullDistribution:
             raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
         self.reference_proportions = np.asarray(reference_proportions, dtype=np.float64)
         self.n_reference = n_reference
-        self.statistic = statistic
+        self.statistics = dict(statistics)
         self.n_resamples = n_resamples
         self.seed = seed
         self.cache_size = cache_size
-        self._draws: OrderedDict[int, FloatArray] = OrderedDict()
+        self._draws: OrderedDict[int, dict[str, FloatArray]] = OrderedDict()
 
-    def draws(self, n: int) -> FloatArray:
-        """Sorted simulated statistics for windows of ``n`` values."""
+    def draws(self, statistic: str, n: int) -> FloatArray:
+        """Sorted simulated values of ``statistic`` for windows of ``n`` values."""
         cached = self._draws.get(n)
-        if cached is not None:
+        if cached is None:
+            cached = self._simulate(n)
+            self._draws[n] = cached
+            if len(self._draws) > self.cache_size:
+                self._draws.popitem(last=False)
+        else:
             self._draws.move_to_end(n)
-            return cached
+        return cached[statistic]
+
+    def threshold(self, statistic: str, n: int, alpha: float) -> float:
+        """The ``(1 - alpha)`` quantile of ``statistic`` at window size ``n``."""
+        return float(np.quantile(self.draws(statistic, n), 1.0 - alpha))
+
+    def p_value(self, statistic: str, observed: float, n: int) -> float:
+        """Monte Carlo p-value of an ``observed`` value at window size ``n``."""
+        draws = self.draws(statistic, n)
+        exceed = draws.size - np.searchsorted(draws, observed, side="left")
+        return float((1 + exceed) / (draws.size + 1))
+
+    def _simulate(self, n: int) -> dict[str, FloatArray]:
         seed = self.seed if isinstance(self.seed, tuple) else (self.seed,)
         rng = np.random.default_rng([*seed, n])
         shares = self.reference_proportions
@@ -100,18 +121,4 @@ class NullDistribution:
         if self.n_reference is not None:
             reference_counts = rng.multinomial(self.n_reference, shares, size=self.n_resamples)
             shares = reference_counts / self.n_reference
-        draws = np.sort(self.statistic(shares, counts))
-        self._draws[n] = draws
-        if len(self._draws) > self.cache_size:
-            self._draws.popitem(last=False)
-        return draws
-
-    def threshold(self, n: int, alpha: float) -> float:
-        """The ``(1 - alpha)`` quantile of the statistic at window size ``n``."""
-        return float(np.quantile(self.draws(n), 1.0 - alpha))
-
-    def p_value(self, observed: float, n: int) -> float:
-        """Monte Carlo p-value of ``observed`` at window size ``n``."""
-        draws = self.draws(n)
-        exceed = draws.size - np.searchsorted(draws, observed, side="left")
-        return float((1 + exceed) / (draws.size + 1))
+        return {name: np.sort(f(shares, counts)) for name, f in self.statistics.items()}
