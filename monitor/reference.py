@@ -21,7 +21,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from monitor.errors import DriftstreamError, ProfileFormatError
-from monitor.stats.binning import bin_counts, proportions, quantile_edges
+from monitor.stats.binning import proportions, quantile_edges
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
 from monitor.values import FeatureKind, category_column, infer_kind, numeric_column
@@ -340,22 +340,27 @@ def is_profile_file(path: str | Path) -> bool:
 def _numeric_profile(
     name: str, values: FloatArray, n_bins: int, sample_cap: int, rng: np.random.Generator
 ) -> NumericProfile:
-    present = values[~np.isnan(values)]
-    finite = present[np.isfinite(present)]
+    # One sort serves the quantiles, the bin counts, the range and the sample.
+    ordered = np.sort(values[~np.isnan(values)])
+    lowest = np.searchsorted(ordered, -np.inf, side="right")
+    highest = np.searchsorted(ordered, np.inf, side="left")
+    finite = ordered[lowest:highest]
     edges = quantile_edges(finite, n_bins)
-    if present.size > sample_cap:
-        sample = np.sort(rng.choice(present, size=sample_cap, replace=False))
+    below = np.searchsorted(ordered, edges, side="left")
+    counts = np.diff(below, prepend=0, append=ordered.size).astype(np.int64)
+    if ordered.size > sample_cap:
+        sample = np.sort(rng.choice(ordered, size=sample_cap, replace=False))
     else:
-        sample = np.sort(present)
+        sample = ordered
     has_finite = finite.size > 0
     return NumericProfile(
         name=name,
-        n=int(present.size),
-        n_null=int(values.size - present.size),
+        n=int(ordered.size),
+        n_null=int(values.size - ordered.size),
         edges=edges,
-        counts=bin_counts(present, edges),
-        minimum=float(finite.min()) if has_finite else float("nan"),
-        maximum=float(finite.max()) if has_finite else float("nan"),
+        counts=counts,
+        minimum=float(finite[0]) if has_finite else float("nan"),
+        maximum=float(finite[-1]) if has_finite else float("nan"),
         mean=float(finite.mean()) if has_finite else float("nan"),
         std=float(finite.std()) if has_finite else float("nan"),
         sample=sample,

@@ -72,13 +72,13 @@ class Reservoir:
             return
         positions = self.seen + np.arange(rest.size, dtype=np.float64)
         slots = np.floor(self.rng.random(rest.size) * (positions + 1)).astype(np.int64)
-        accepted = slots < self.capacity
-        # Later values must win when two replace the same slot: keep, for
-        # each slot, only its last replacement in stream order.
-        chosen_slots = slots[accepted][::-1]
-        chosen_values = rest[accepted][::-1]
-        unique_slots, first = np.unique(chosen_slots, return_index=True)
-        self._buffer[unique_slots] = chosen_values[first]
+        accepted = np.flatnonzero(slots < self.capacity)
+        # Later values must win when two replace the same slot; ufunc.at
+        # (unlike fancy assignment) is defined for repeated indices.
+        latest = np.full(self.capacity, -1, dtype=np.int64)
+        np.maximum.at(latest, slots[accepted], accepted)
+        replaced = np.flatnonzero(latest >= 0)
+        self._buffer[replaced] = rest[latest[replaced]]
         self.seen += rest.size
 
     def merge(self, other: Reservoir) -> Reservoir:

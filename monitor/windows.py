@@ -20,6 +20,7 @@ import pandas as pd
 
 from monitor.reference import NumericProfile, ReferenceProfile
 from monitor.reservoir import Reservoir
+from monitor.stats.binning import bin_counts
 from monitor.values import FeatureKind, category_column, category_key, numeric_column
 
 #: Values of each numeric feature kept for KS per window; windows up to this
@@ -66,9 +67,7 @@ class NumericWindow:
         nulls = np.isnan(values)
         present = values[~nulls] if nulls.any() else values
         self.n_null += int(values.size - present.size)
-        self.counts += np.bincount(
-            np.searchsorted(self.edges, present, side="right"), minlength=self.counts.size
-        )
+        self.counts += bin_counts(present, self.edges)
         self.n_out_of_range += int(
             np.count_nonzero((present < self.minimum) | (present > self.maximum))
         )
@@ -123,12 +122,17 @@ class CategoricalWindow:
 
     def update_batch(self, keys: npt.NDArray[np.object_]) -> None:
         """Add a column of category keys (``None`` = null)."""
-        nulls = pd.isna(keys)
-        present = keys[~nulls]
-        self.n_null += int(keys.size - present.size)
-        positions = self._index.get_indexer(pd.Index(present, dtype=object))
-        positions[positions < 0] = len(self.categories)
-        self.counts += np.bincount(positions, minlength=self.counts.size)
+        positions = self._index.get_indexer(pd.Index(keys, dtype=object))
+        # Nulls and unseen categories both come back as -1; telling them
+        # apart only there keeps the null check off the common path.
+        missing = np.flatnonzero(positions < 0)
+        nulls = missing[pd.isna(keys[missing])]
+        self.n_null += int(nulls.size)
+        positions[missing] = len(self.categories)
+        self.counts += np.bincount(
+            np.delete(positions, nulls) if nulls.size else positions,
+            minlength=self.counts.size,
+        )
 
     def update(self, value: Any) -> None:
         """Add one raw value."""
