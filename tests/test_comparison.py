@@ -80,7 +80,8 @@ def test_defaults_keep_false_alarms_rare_with_many_features_and_small_windows(
             naive_alarms += any(
                 f.tests["psi"].statistic >= 0.1 for f in comparison.features.values()
             )
-    assert alarms <= 2, f"{alarms} of {windows} healthy windows raised drift"
+    # alpha = 0.01 per test family, two families per feature: about 2% at most.
+    assert alarms <= 3, f"{alarms} of {windows} healthy windows raised drift"
     assert naive_alarms >= windows // 4
 
 
