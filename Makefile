@@ -3,7 +3,7 @@
 # so no shell rehash or PATH change is needed).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo "python3 -m uv")
 
-.PHONY: setup test lint bench
+.PHONY: setup test lint bench schemas
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
@@ -19,3 +19,6 @@ lint: setup
 
 bench: setup
 	$(UV) run --frozen python -m benchmarks
+
+schemas: setup
+	$(UV) run --frozen python -m schemas.json_schema
