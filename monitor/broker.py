@@ -45,9 +45,9 @@ class EmbeddedBroker:
 
     Examples
     --------
-    >>> with EmbeddedBroker() as broker:  # doctest: +SKIP
-    ...     print(broker.bootstrap_servers)
-    127.0.0.1:40123
+    >>> with EmbeddedBroker() as broker:
+    ...     broker.bootstrap_servers.startswith("127.0.0.1:")
+    True
     """
 
     def __init__(

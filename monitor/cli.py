@@ -12,10 +12,12 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import pandas as pd
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
 from monitor.comparison import Comparator, Comparison
+from monitor.config import load_config
 from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, write_evidently_report
 from monitor.reference import (
@@ -171,6 +173,16 @@ def report(
     names = checked_features(profile, current_frame, split_names(features))
     write_evidently_report(reference_frame, current_frame, profile, out, names)
     typer.echo(f"wrote {out}")
+
+
+@app.command("check-config")
+@clear_errors
+def check_config(
+    file: Annotated[Path, typer.Argument(help="The driftstream.yaml to check.")],
+) -> None:
+    """Validate a configuration file and print the effective configuration."""
+    config = load_config(file)
+    typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
 
 
 def kind_overrides(categorical: str | None, numeric: str | None) -> dict[str, FeatureKind]:

@@ -21,6 +21,7 @@ from schemas.events import (
     PredictionBatch,
     PredictionEvent,
 )
+from schemas.validation import validation_summary
 
 #: Largest message accepted, in bytes (a batch of a few thousand predictions
 #: with tens of features fits comfortably).
@@ -60,28 +61,6 @@ class EventLimits:
                 raise ValueError(f"{name} must be between 1 and {ceiling}, got {value}")
         if self.max_message_bytes < 1:
             raise ValueError(f"max_message_bytes must be positive, got {self.max_message_bytes}")
-
-
-def validation_summary(error: ValidationError, limit: int = 5) -> str:
-    """One line naming each invalid field and why, e.g. ``features.age: ...``.
-
-    Examples
-    --------
-    >>> try:
-    ...     LabelEvent.model_validate({"event_id": "e", "model": "m", "label": []})
-    ... except ValidationError as error:
-    ...     print(validation_summary(error))
-    label: a label must be a finite number, string or boolean; timestamp: Field required
-    """
-    parts = []
-    for item in error.errors()[:limit]:
-        location = ".".join(str(part) for part in item["loc"]) or "message"
-        message = item["msg"].removeprefix("Value error, ")
-        parts.append(f"{location}: {message}")
-    hidden = error.error_count() - limit
-    if hidden > 0:
-        parts.append(f"and {hidden} more")
-    return "; ".join(parts)
 
 
 def parse_json_object(raw: bytes, limits: EventLimits) -> dict[str, Any]:

@@ -73,7 +73,8 @@ class PredictionProducer:
 
     Examples
     --------
-    >>> with PredictionProducer("127.0.0.1:9092") as producer:  # doctest: +SKIP
+    >>> from monitor.broker import EmbeddedBroker
+    >>> with EmbeddedBroker() as broker, PredictionProducer(broker.bootstrap_servers) as producer:
     ...     event_id = producer.predict("churn", "7", {"age": 41, "plan": "pro"}, 0.83)
     ...     producer.label(event_id, "churn", 1)
     """

@@ -229,3 +229,19 @@ def test_bad_input_is_one_clear_line_and_exit_code_2(data: Path, case: str, mess
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert message in lines[0]
+
+
+def test_check_config_prints_the_effective_config_or_the_exact_error(tmp_path: Path) -> None:
+    """check-config prints YAML for a good file, one error line and exit 2 for a bad one."""
+    good = Path(__file__).parent.parent / "driftstream.example.yaml"
+    result = run("check-config", good)
+    assert result.returncode == 0, result.stderr
+    assert "size_events: 1000" in result.stdout
+    assert "allowed_lateness: 30s" in result.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  churn:\n    window: {size_events: -5}\n")
+    failed = run("check-config", bad)
+    assert failed.returncode == 2
+    assert failed.stderr.strip() == (
+        f"error: {bad}: models.churn.window.size_events: Input should be greater than 0"
+    )

@@ -1,0 +1,129 @@
+"""driftstream.yaml: loading, environment overrides, and exact errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.config import DriftstreamConfig, load_config
+from monitor.errors import DriftstreamError
+from monitor.stats.decision import Correction, EffectThresholds
+
+EXAMPLE = Path(__file__).parent.parent / "driftstream.example.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    """A YAML file holding ``text``."""
+    path = tmp_path / "driftstream.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_file_is_valid_and_gives_model_settings() -> None:
+    """The shipped example loads; per-model settings fall back to defaults."""
+    config = load_config(EXAMPLE)
+    churn = config.window_for("churn")
+    assert churn.duration == timedelta(minutes=5)
+    assert churn.allowed_lateness == timedelta(seconds=30)
+    assert config.window_for("fraud").size_events == 1000
+    assert config.policy_for("churn").min_samples == 200
+    fraud = config.policy_for("fraud")
+    assert fraud.thresholds["psi"] == EffectThresholds(0.2, 0.4)
+    assert fraud.thresholds["ks"] == EffectThresholds(0.1, 0.2)
+    assert fraud.correction is Correction.BENJAMINI_HOCHBERG
+    assert config.broker.embedded
+
+
+def test_defaults_without_a_file() -> None:
+    """No file: every default, the embedded broker, no models."""
+    config = load_config(None)
+    assert config == DriftstreamConfig()
+    assert config.models == {}
+    assert config.topics.predictions == "driftstream.predictions"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DRIFTSTREAM_* variables win over the file, nested with __."""
+    path = write(
+        tmp_path, "broker: {url: kafka://file:9092}\nmodels: {churn: {task: regression}}\n"
+    )
+    monkeypatch.setenv("DRIFTSTREAM_BROKER__URL", "kafka://env:9092")
+    monkeypatch.setenv("DRIFTSTREAM_DEFAULTS__WINDOW__SIZE_EVENTS", "250")
+    config = load_config(path)
+    assert config.broker.url == "kafka://env:9092"
+    assert config.window_for("churn").size_events == 250
+    assert config.models["churn"].task == "regression"
+
+
+def test_secrets_come_from_the_environment_and_are_never_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SASL password from the environment is usable but masked in dumps."""
+    path = write(
+        tmp_path,
+        "broker: {url: kafka://k:9093, security_protocol: SASL_SSL,"
+        " sasl_mechanism: SCRAM-SHA-512, sasl_username: ds}\n",
+    )
+    monkeypatch.setenv("DRIFTSTREAM_BROKER__SASL_PASSWORD", "hunter2")
+    config = load_config(path)
+    assert config.broker.sasl_password is not None
+    assert config.broker.sasl_password.get_secret_value() == "hunter2"
+    dumped = yaml.safe_dump(config.model_dump(mode="json"))
+    assert "hunter2" not in dumped
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "models: {churn: {windw: {size_events: 5}}}",
+            "models.churn.windw: Extra inputs are not permitted",
+        ),
+        ("defaults: {window: {size_events: 10, duration: 5m}}", "set exactly one of size_events"),
+        (
+            "defaults: {window: {type: sliding, size_events: 100, slide_events: 30}}",
+            "slide_events (30) must divide size_events (100)",
+        ),
+        ("defaults: {window: {duration: five minutes}}", "'five minutes' is not a duration"),
+        ("defaults: {drift: {alpha: 2}}", "defaults.drift.alpha: Input should be less than 1"),
+        ("defaults: {drift: {thresholds: {kss: {warning: 0.1}}}}", "unknown test(s) kss"),
+        ("defaults: {drift: {numeric_tests: [ks, chi2]}}", "unknown test(s) chi2"),
+        ("defaults: {drift: {thresholds: {psi: {warning: 0.3, critical: 0.1}}}}", "below warning"),
+        (
+            "broker: {security_protocol: SASL_SSL}",
+            "needs sasl_mechanism, sasl_username, sasl_password",
+        ),
+        (
+            "limits: {max_features: 0}",
+            "limits.max_features: Input should be greater than or equal to 1",
+        ),
+        ("[1, 2]", "the top level must be a mapping"),
+        ("models: {churn: [", "not valid YAML (line"),
+    ],
+)
+def test_invalid_configuration_names_the_field_and_why(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Each mistake fails at load time with the file, the field and the reason."""
+    path = write(tmp_path, text + "\n")
+    with pytest.raises(DriftstreamError) as failure:
+        load_config(path)
+    assert str(failure.value).startswith(f"{path}: ")
+    assert message in str(failure.value)
+    assert "\n" not in str(failure.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    """A missing file is one clear error."""
+    with pytest.raises(DriftstreamError, match="no such file"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_effective_config_round_trips(tmp_path: Path) -> None:
+    """check-config's dump reads back as the same configuration."""
+    config = load_config(EXAMPLE)
+    dumped = write(tmp_path, yaml.safe_dump(config.model_dump(mode="json")))
+    assert load_config(dumped) == config
