@@ -168,7 +168,9 @@ def report(
     features: Annotated[str | None, typer.Option(help="Features to include, a,b.")] = None,
 ) -> None:
     """Write an Evidently HTML report of reference vs current."""
-    profile, reference_frame = load_reference(reference)
+    profile, reference_frame = read_reference(reference)
+    if reference_frame is None:
+        reference_frame = frame_from_profile(profile)
     current_frame = read_table(current)
     names = checked_features(profile, current_frame, split_names(features))
     write_evidently_report(reference_frame, current_frame, profile, out, names)
@@ -196,15 +198,14 @@ def kind_overrides(categorical: str | None, numeric: str | None) -> dict[str, Fe
     return kinds | dict.fromkeys(as_numeric, FeatureKind.NUMERIC)
 
 
-def load_reference(path: Path) -> tuple[ReferenceProfile, pd.DataFrame]:
-    """A profile and a reference frame from a saved profile or a data file.
+def read_reference(path: Path) -> tuple[ReferenceProfile, pd.DataFrame | None]:
+    """The reference profile, and the reference data when ``path`` is a data file.
 
-    From a data file, the profile keeps every value (exact KS); from a
-    profile, the frame is rebuilt by :func:`frame_from_profile`.
+    From a data file the profile keeps every value (exact KS); a saved
+    profile comes with no data (see :func:`frame_from_profile`).
     """
     if is_profile_file(path):
-        profile = ReferenceProfile.load(path)
-        return profile, frame_from_profile(profile)
+        return ReferenceProfile.load(path), None
     frame = read_table(path)
     profile = ReferenceProfile.from_frame(
         frame, model=path.stem, model_version="adhoc", sample_cap=max(len(frame), 1)
@@ -234,7 +235,7 @@ def run_comparison(
     reference: Path, current: Path, features: list[str] | None, policy: DriftPolicy
 ) -> Comparison:
     """Profile (or load) the reference, window the current file, compare."""
-    profile, _ = load_reference(reference)
+    profile, _ = read_reference(reference)
     frame = read_table(current)
     names = checked_features(profile, frame, features)
     window = WindowState.for_profile(profile, sample_cap=max(len(frame), 1))

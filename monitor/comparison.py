@@ -233,7 +233,7 @@ class Comparator:
         tests = (
             self.policy.numeric_tests
             if feature.kind is FeatureKind.NUMERIC
-            else (self.policy.categorical_tests)
+            else self.policy.categorical_tests
         )
         calibrated = tuple(t for t in CALIBRATED_TESTS if t in tests)
         key = (calibrated, shares.tobytes(), feature.n)

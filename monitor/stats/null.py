@@ -31,8 +31,7 @@ class NullDistribution:
         Simulated windows per window size ``n``. The smallest p-value it can
         give is ``1 / (n_resamples + 1)``.
     seed
-        Seed (an int or a tuple of ints); the draws for a given ``n`` depend
-        only on ``(seed, n)``.
+        Seed; the draws for a given ``n`` depend only on ``(seed, n)``.
     cache_size
         Window sizes whose sorted draws are kept (least recently used go).
 
@@ -78,7 +77,7 @@ class NullDistribution:
         n_reference: int | None,
         statistics: Mapping[str, BinnedStatistic],
         n_resamples: int = 10_000,
-        seed: int | tuple[int, ...] = 0,
+        seed: int = 0,
         cache_size: int = 8,
     ) -> None:
         if n_resamples < 1:
@@ -114,8 +113,7 @@ class NullDistribution:
         return float((1 + exceed) / (draws.size + 1))
 
     def _simulate(self, n: int) -> dict[str, FloatArray]:
-        seed = self.seed if isinstance(self.seed, tuple) else (self.seed,)
-        rng = np.random.default_rng([*seed, n])
+        rng = np.random.default_rng([self.seed, n])
         shares = self.reference_proportions
         counts = rng.multinomial(n, shares, size=self.n_resamples)
         if self.n_reference is not None:
