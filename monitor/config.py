@@ -136,6 +136,40 @@ class BrokerConfig(Section):
         """Whether to start the embedded broker instead of connecting."""
         return not self.url
 
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port[,host:port]`` for Kafka clients (the URL without ``kafka://``).
+
+        Examples
+        --------
+        >>> BrokerConfig(url="kafka://a:9092;kafka://b:9092").bootstrap_servers
+        'a:9092,b:9092'
+        """
+        servers = [part.strip() for part in self.url.replace(";", ",").split(",")]
+        return ",".join(s.removeprefix("kafka://") for s in servers if s)
+
+    def client_options(self) -> dict[str, Any]:
+        """Security settings as kafka-python / aiokafka keyword arguments.
+
+        Examples
+        --------
+        >>> BrokerConfig(url="kafka://k:9092").client_options()
+        {'security_protocol': 'PLAINTEXT'}
+        """
+        options: dict[str, Any] = {"security_protocol": self.security_protocol.value}
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            if self.sasl_password is not None:
+                options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        if self.ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
+
+    def with_url(self, url: str) -> BrokerConfig:
+        """A copy pointing at ``url`` (used when the embedded broker is started)."""
+        return self.model_copy(update={"url": url})
+
 
 class TopicsConfig(Section):
     """Topic names."""
@@ -161,6 +195,38 @@ class LimitsConfig(Section):
     def event_limits(self) -> EventLimits:
         """The decoder's limits."""
         return EventLimits(self.max_message_bytes, self.max_features, self.max_batch_rows)
+
+
+class WorkerConfig(Section):
+    """How a worker runs: consumer group, batching, snapshots, web server."""
+
+    group_id: str = Field(
+        default="driftstream", description="Consumer group (and Faust app id) of the workers."
+    )
+    web_host: str = "127.0.0.1"
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    batch_max_events: PositiveInt = Field(
+        default=2000, description="Messages taken from the stream per processing step."
+    )
+    batch_max_delay: Duration = Field(
+        default=timedelta(milliseconds=200),
+        description="Longest wait to fill a processing step.",
+    )
+    snapshot_interval: Duration = Field(
+        default=timedelta(seconds=2),
+        description="Snapshot each partition's state at least this often while it changes.",
+    )
+    snapshot_max_events: PositiveInt = Field(
+        default=50_000,
+        description="Snapshot sooner once this many messages are not yet covered by one.",
+    )
+    max_pending_labels: PositiveInt = Field(
+        default=100_000, description="Predictions per partition waiting for a label."
+    )
+    session_timeout: Duration = Field(
+        default=timedelta(seconds=10),
+        description="Consumer-group session timeout (a dead worker's partitions move after it).",
+    )
 
 
 class WindowConfig(Section):
@@ -283,6 +349,10 @@ class ModelDefaults(Section):
     window: WindowConfig = WindowConfig(size_events=1000)
     drift: DriftConfig = DriftConfig()
     label_join_ttl: Duration = timedelta(hours=1)
+    prediction_column: str = Field(
+        default="prediction",
+        description="The reference column holding the model's output (prediction drift).",
+    )
     bootstrap_reference_events: Annotated[int, Field(ge=0)] = Field(
         default=0,
         description=(
@@ -303,6 +373,7 @@ class ModelConfig(Section):
     window: WindowConfig | None = None
     drift: DriftConfig | None = None
     label_join_ttl: Duration | None = None
+    prediction_column: str | None = None
     bootstrap_reference_events: Annotated[int, Field(ge=0)] | None = None
 
 
@@ -316,6 +387,7 @@ class DriftstreamConfig(BaseSettings):
     broker: BrokerConfig = BrokerConfig()
     topics: TopicsConfig = TopicsConfig()
     limits: LimitsConfig = LimitsConfig()
+    worker: WorkerConfig = WorkerConfig()
     defaults: ModelDefaults = ModelDefaults()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 

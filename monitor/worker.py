@@ -1,0 +1,537 @@
+"""The worker: a Faust app whose agents feed :class:`~monitor.partition.PartitionState`.
+
+This module is the I/O shell. It reads prediction and label messages with
+Faust agents (keyed by model, so each model's state lives with its
+partition and more workers share the partitions), hands them in batches to
+the pure per-partition state, publishes what comes out (window results,
+dead letters, bootstrapped references), and keeps each partition's state
+crash-safe:
+
+1. after processing, messages stay *unacknowledged*;
+2. at most every ``worker.snapshot_interval`` (or after
+   ``worker.snapshot_max_events`` messages), the partition's state is
+   written to the state topic together with the input offsets it covers,
+   and only then are the covered messages acknowledged, so the committed
+   offset Faust writes never passes a snapshot;
+3. when a worker gets a partition, it restores the latest snapshot before
+   processing its first message; Faust resumes from the committed offset
+   (at or before the snapshot) and the state skips every message the
+   snapshot already covers.
+
+So a worker killed at any point loses nothing and counts nothing twice.
+We do not seek the consumer to the snapshot's offset ourselves because
+Faust seeks to the committed offsets after every rebalance; skipping by
+offset gives the same result without racing it. Faust's own windowed
+tables are not used: they are unreliable upstream and their changelog
+recovery depends on end-offset requests that the embedded broker answers
+wrongly (see the README).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+import faust
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from faust.streams import Stream
+from faust.types import TP, EventT, StreamT
+from faust.web import Request, Response, View
+
+from monitor.catalog import ReferenceCatalog
+from monitor.config import DriftstreamConfig
+from monitor.errors import DriftstreamError
+from monitor.partition import InputMessage, Outputs, PartitionState
+from monitor.reference import ReferenceProfile, is_profile_file
+from monitor.snapshots import latest_snapshot, snapshot_records
+from schemas.outputs import parse_reference_key, reference_key
+
+logger = logging.getLogger("driftstream.worker")
+
+#: Window results kept per model version for the web endpoints.
+RECENT_RESULTS = 20
+#: Longest wait for a partition's snapshot or the references topic to be read.
+CATCH_UP_TIMEOUT = 60.0
+
+
+class Pipeline:
+    """Kafka in, :class:`PartitionState` in the middle, Kafka out.
+
+    Parameters
+    ----------
+    config
+        The worker's configuration.
+    bootstrap_servers
+        ``host:port`` of the brokers (the embedded broker's, when started).
+    """
+
+    def __init__(self, config: DriftstreamConfig, bootstrap_servers: str) -> None:
+        self.config = config
+        self.bootstrap_servers = bootstrap_servers
+        self.client_options = config.broker.client_options()
+        self.catalog = ReferenceCatalog()
+        self.partitions: dict[int, PartitionState] = {}
+        self.generations: dict[int, int] = {}
+        self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.unacked: defaultdict[int, list[EventT[bytes]]] = defaultdict(list)
+        self.unsnapshotted_since: dict[int, float] = {}
+        self.assigned: set[int] | None = None
+        self.references_loaded = asyncio.Event()
+        self.started = asyncio.Event()
+        self.producer: AIOKafkaProducer | None = None
+        self.recent: defaultdict[tuple[str, str], deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=RECENT_RESULTS)
+        )
+        self.events: Counter[tuple[str, str, str]] = Counter()
+        self.labels: Counter[tuple[str, str, str]] = Counter()
+        self.dead_letters: Counter[str] = Counter()
+        self.skipped_windows = 0
+
+    # -- start and stop -------------------------------------------------
+
+    async def start(self) -> None:
+        """Load configured references, start the producer."""
+        for model, settings in self.config.models.items():
+            if settings.reference is None:
+                continue
+            path = settings.reference
+            if not is_profile_file(path):
+                raise DriftstreamError(
+                    f"models.{model}.reference: {path} is not a reference profile "
+                    "(build one with `driftstream reference build`)"
+                )
+            profile = ReferenceProfile.load(path)
+            if profile.model != model:
+                raise DriftstreamError(
+                    f"models.{model}.reference: {path} is a profile of model {profile.model!r}"
+                )
+            self.catalog.put(profile)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            max_request_size=self.config.limits.max_message_bytes * 2 + 1024 * 1024,
+            acks="all",
+            **self._aiokafka_options(),
+        )
+        await self.producer.start()
+        self.started.set()
+
+    async def stop(self) -> None:
+        """Stop the producer."""
+        if self.producer is not None:
+            await self.producer.stop()
+
+    def _aiokafka_options(self) -> dict[str, Any]:
+        options = dict(self.client_options)
+        cafile = options.pop("ssl_cafile", None)
+        if options["security_protocol"] in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = ssl.create_default_context(cafile=cafile)
+        return options
+
+    @property
+    def ready(self) -> bool:
+        """References loaded and the worker has an assignment (possibly empty)."""
+        return self.references_loaded.is_set() and self.assigned is not None
+
+    # -- references -----------------------------------------------------
+
+    async def follow_references(self) -> None:
+        """Read the whole references topic, then keep applying updates."""
+        topic = self.config.topics.references
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **self._aiokafka_options(),
+        )
+        await consumer.start()
+        try:
+            partitions = await _partitions_of(consumer, topic)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            while True:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    for record in records:
+                        self._apply_reference(record.key, record.value)
+                if not self.references_loaded.is_set() and await _caught_up(
+                    consumer, partitions
+                ):
+                    logger.info("references loaded: %d model versions", len(self.catalog))
+                    self.references_loaded.set()
+        finally:
+            await consumer.stop()
+
+    def _apply_reference(self, key: bytes | None, value: bytes | None) -> None:
+        try:
+            if key is None:
+                raise ValueError("record without a key")
+            model, model_version = parse_reference_key(key)
+            if value is None:
+                self.catalog.remove(model, model_version)
+                return
+            profile = ReferenceProfile.from_bytes(value)
+            if (profile.model, profile.model_version) != (model, model_version):
+                raise ValueError(
+                    f"key names {model}/{model_version}, the profile "
+                    f"{profile.model}/{profile.model_version}"
+                )
+        except Exception as error:  # a bad record must not stop the worker
+            logger.error("ignoring a record on the references topic: %s", error)
+            return
+        ident, changed = self.catalog.put(profile, value)
+        if changed:
+            logger.info("reference %s/%s is now %s", model, model_version, ident)
+
+    # -- partition state ------------------------------------------------
+
+    async def _state(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is not None:
+            return state
+        found = await self._read_snapshot(partition)
+        if found is None:
+            state = PartitionState(
+                partition, self.config, self.catalog, self.config.worker.max_pending_labels
+            )
+            self.generations[partition] = 0
+        else:
+            generation, data = found
+            state = PartitionState.restore(
+                data, self.config, self.catalog, self.config.worker.max_pending_labels
+            )
+            self.generations[partition] = generation
+            logger.info(
+                "partition %d: restored snapshot %d covering offsets %s",
+                partition,
+                generation,
+                state.offsets,
+            )
+        self.partitions[partition] = state
+        return state
+
+    async def _read_snapshot(self, partition: int) -> tuple[int, bytes] | None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=64 * 1024 * 1024,
+            **self._aiokafka_options(),
+        )
+        await consumer.start()
+        try:
+            tp = TopicPartition(self.config.topics.state, partition)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            records: list[tuple[bytes | None, bytes | None]] = []
+            deadline = time.monotonic() + CATCH_UP_TIMEOUT
+            while True:
+                batch = await consumer.getmany(tp, timeout_ms=300)
+                records.extend((r.key, r.value) for r in batch.get(tp, []))
+                if await _caught_up(consumer, [tp]):
+                    break
+                if time.monotonic() > deadline:
+                    raise DriftstreamError(
+                        f"could not read the snapshot of partition {partition} "
+                        f"from {self.config.topics.state} in {CATCH_UP_TIMEOUT:.0f} s"
+                    )
+            return latest_snapshot(records, partition)
+        finally:
+            await consumer.stop()
+
+    async def _snapshot(self, partition: int) -> None:
+        """Write the partition's state, then acknowledge what it covers."""
+        state = self.partitions.get(partition)
+        if state is None:
+            return
+        assert self.producer is not None
+        generation = self.generations.get(partition, 0) + 1
+        records = snapshot_records(partition, generation, state.snapshot())
+        futures = [
+            await self.producer.send(
+                self.config.topics.state, value=value, key=key, partition=partition
+            )
+            for key, value in records
+        ]
+        await asyncio.gather(*futures)
+        self.generations[partition] = generation
+        for event in self.unacked.pop(partition, []):
+            event.ack()
+        self.unsnapshotted_since.pop(partition, None)
+
+    async def snapshot_due(self) -> None:
+        """Snapshot every partition whose oldest unsnapshotted message is old enough."""
+        interval = self.config.worker.snapshot_interval.total_seconds()
+        now = time.monotonic()
+        for partition, since in list(self.unsnapshotted_since.items()):
+            if now - since >= interval:
+                async with self.locks[partition]:
+                    await self._snapshot(partition)
+
+    # -- processing -----------------------------------------------------
+
+    async def process(self, events: Sequence[EventT[bytes]], labels: bool = False) -> None:
+        """Process a batch of prediction (or label) events of any partitions."""
+        await self.started.wait()
+        await self.references_loaded.wait()
+        by_partition: defaultdict[int, list[EventT[bytes]]] = defaultdict(list)
+        for event in events:
+            by_partition[event.message.partition].append(event)
+        for partition, group in by_partition.items():
+            if self.assigned is not None and partition not in self.assigned:
+                continue  # revoked while buffered: its new owner processes it
+            async with self.locks[partition]:
+                state = await self._state(partition)
+                messages = [
+                    InputMessage(
+                        event.message.topic,
+                        partition,
+                        event.message.offset,
+                        event.message.value,
+                    )
+                    for event in group
+                ]
+                outputs = state.on_labels(messages) if labels else state.on_predictions(messages)
+                await self._publish(outputs)
+                self.unacked[partition].extend(group)
+                self.unsnapshotted_since.setdefault(partition, time.monotonic())
+                if len(self.unacked[partition]) >= self.config.worker.snapshot_max_events:
+                    await self._snapshot(partition)
+
+    async def _publish(self, outputs: Outputs) -> None:
+        assert self.producer is not None
+        topics = self.config.topics
+        sends: list[tuple[str, bytes, bytes]] = [
+            (topics.deadletter, letter.key(), letter.to_json()) for letter in outputs.dead_letters
+        ]
+        sends += [
+            (topics.references, reference_key(p.model, p.model_version), p.to_bytes())
+            for p in outputs.references
+        ]
+        sends += [(topics.results, result.key(), result.to_json()) for result in outputs.results]
+        futures = [
+            await self.producer.send(topic, value=value, key=key) for topic, key, value in sends
+        ]
+        await asyncio.gather(*futures)
+        for result in outputs.results:
+            self.recent[result.model, result.model_version].append(
+                result.model_dump(mode="json", exclude_none=True)
+            )
+            logger.info(
+                "window %s/%s #%d: %s%s",
+                result.model,
+                result.model_version,
+                result.window.id,
+                result.severity,
+                f" (drifted: {', '.join(result.drifted_features)})"
+                if result.drifted_features
+                else "",
+            )
+        self.events.update(outputs.events)
+        self.labels.update(outputs.labels)
+        self.dead_letters.update(letter.reason for letter in outputs.dead_letters)
+        self.skipped_windows += outputs.skipped_windows
+
+    def on_assigned(self, assigned: set[TP]) -> None:
+        """Remember which partitions this worker owns."""
+        topics = {self.config.topics.predictions, self.config.topics.labels}
+        self.assigned = {tp.partition for tp in assigned if tp.topic in topics}
+        logger.info("assigned partitions %s", sorted(self.assigned))
+
+    def on_revoked(self, revoked: set[TP]) -> None:
+        """Forget revoked partitions: their next owner restores them from snapshots."""
+        topics = {self.config.topics.predictions, self.config.topics.labels}
+        for partition in {tp.partition for tp in revoked if tp.topic in topics}:
+            self.partitions.pop(partition, None)
+            self.unacked.pop(partition, None)
+            self.unsnapshotted_since.pop(partition, None)
+
+    # -- views ----------------------------------------------------------
+
+    def models_summary(self) -> dict[str, Any]:
+        """Per model version: events by outcome, latest window, reference."""
+        summary: dict[str, Any] = {}
+        versions = set(self.recent) | {(m, v) for m, v, _ in self.events if m}
+        versions |= set(self.catalog.models())
+        for model, model_version in sorted(versions):
+            recent = self.recent.get((model, model_version))
+            latest = recent[-1] if recent else None
+            summary.setdefault(model, {})[model_version] = {
+                "events": {
+                    outcome: count
+                    for (m, v, outcome), count in self.events.items()
+                    if (m, v) == (model, model_version)
+                },
+                "reference": self.catalog.latest(model, model_version) is not None,
+                "windows_seen": len(recent) if recent else 0,
+                "latest_window": None
+                if latest is None
+                else {
+                    "id": latest["window"]["id"],
+                    "severity": latest["severity"],
+                    "drifted_features": latest["drifted_features"],
+                },
+            }
+        return summary
+
+    def drift(self, model: str) -> dict[str, list[dict[str, Any]]] | None:
+        """Recent window results of every version of ``model``, newest last."""
+        found = {v: list(r) for (m, v), r in self.recent.items() if m == model}
+        return found or None
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    deadline = time.monotonic() + CATCH_UP_TIMEOUT
+    while True:
+        partitions = consumer.partitions_for_topic(topic)
+        if partitions:
+            return [TopicPartition(topic, p) for p in sorted(partitions)]
+        if time.monotonic() > deadline:
+            raise DriftstreamError(f"topic {topic} does not exist")
+        await consumer._client.force_metadata_update()
+        await asyncio.sleep(0.2)
+
+
+async def _caught_up(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]) -> bool:
+    """Whether every partition's position reached its high-water mark.
+
+    The high-water mark comes from fetch responses: the embedded broker
+    answers end-offset requests wrongly.
+    """
+    for tp in partitions:
+        highwater = consumer.highwater(tp)
+        if highwater is None or await consumer.position(tp) < highwater:
+            return False
+    return True
+
+
+def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust.App, Pipeline]:
+    """The Faust app of a worker and the pipeline it drives."""
+    worker = config.worker
+    pipeline = Pipeline(config, bootstrap_servers)
+    app = faust.App(
+        worker.group_id,
+        broker=f"kafka://{bootstrap_servers}",
+        broker_credentials=_credentials(config),
+        store="memory://",
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=worker.web_host,
+        web_host=worker.web_host,
+        web_port=worker.web_port,
+        broker_session_timeout=worker.session_timeout.total_seconds(),
+        consumer_auto_offset_reset="earliest",
+        topic_partitions=config.topics.partitions,
+        topic_disable_leader=True,
+        # Messages stay unacknowledged until a snapshot covers them; at
+        # shutdown they are simply read again, so do not wait for acks.
+        stream_wait_empty=False,
+    )
+    predictions, labels = (
+        app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        for name in (config.topics.predictions, config.topics.labels)
+    )
+    within = worker.batch_max_delay.total_seconds()
+
+    async def take(stream: StreamT[bytes], as_labels: bool) -> AsyncIterator[None]:
+        async for events in cast(Stream[bytes], stream).noack_take(worker.batch_max_events, within=within):
+            await pipeline.process(cast(Sequence[EventT[bytes]], events), labels=as_labels)
+            yield None
+
+    @app.agent(predictions)
+    async def process_predictions(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        async for done in take(stream, as_labels=False):
+            yield done
+
+    @app.agent(labels)
+    async def process_labels(stream: StreamT[bytes]) -> AsyncIterator[None]:
+        async for done in take(stream, as_labels=True):
+            yield done
+
+    async def start_pipeline() -> None:
+        await pipeline.start()
+        try:
+            await pipeline.follow_references()
+        finally:
+            await pipeline.stop()
+
+    async def snapshot_due() -> None:
+        if pipeline.started.is_set():
+            await pipeline.snapshot_due()
+
+    def on_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        pipeline.on_assigned(set(args[0]))
+
+    def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        pipeline.on_revoked(set(args[0]))
+
+    app.task(start_pipeline)
+    app.timer(max(0.1, worker.snapshot_interval.total_seconds() / 4))(snapshot_due)
+    # mode's signal annotations accept no plain function (a typing bug upstream).
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+
+    @app.page("/health")
+    async def health(web: View, request: Request) -> Response:
+        return web.json({"status": "alive"})
+
+    @app.page("/ready")
+    async def ready(web: View, request: Request) -> Response:
+        body = {
+            "ready": pipeline.ready,
+            "references_loaded": pipeline.references_loaded.is_set(),
+            "partitions": None if pipeline.assigned is None else sorted(pipeline.assigned),
+            "references": len(pipeline.catalog),
+        }
+        return web.json(body, status=200 if pipeline.ready else 503)
+
+    @app.page("/models")
+    async def models(web: View, request: Request) -> Response:
+        return web.json(pipeline.models_summary())
+
+    @app.page("/models/{model}/drift")
+    async def model_drift(web: View, request: Request, model: str) -> Response:
+        found = pipeline.drift(model)
+        if found is None:
+            return web.json({"error": f"no window results for model {model!r} yet"}, status=404)
+        return web.json({"model": model, "versions": found})
+
+    return app, pipeline
+
+
+def _credentials(config: DriftstreamConfig) -> Any:
+    broker = config.broker
+    protocol = broker.security_protocol.value
+    context = (
+        ssl.create_default_context(cafile=str(broker.ssl_cafile) if broker.ssl_cafile else None)
+        if protocol in ("SSL", "SASL_SSL")
+        else None
+    )
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=broker.sasl_username,
+            password=broker.sasl_password.get_secret_value() if broker.sasl_password else None,
+            mechanism=broker.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def run_worker(config: DriftstreamConfig, bootstrap_servers: str, log_level: str = "info") -> None:
+    """Run a worker in the foreground until SIGINT/SIGTERM."""
+    app, _ = create_app(config, bootstrap_servers)
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+
