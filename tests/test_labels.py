@@ -1,0 +1,480 @@
+"""Tests of monitor.labels: joining labels to predictions, and window performance."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import (  # type: ignore[import-untyped]  # no stubs
+    accuracy_score,
+    f1_score,
+    mean_absolute_error,
+    roc_auc_score,
+    root_mean_squared_error,
+)
+
+from monitor.labels import LabelJoin, PendingPrediction, PerformanceWindow
+from monitor.stats.performance import LabelValue, PredictionValue
+
+
+def pending(timestamp_ms: int, prediction: PredictionValue = 0.5) -> PendingPrediction:
+    """A pending prediction of a fixed model at ``timestamp_ms``."""
+    return PendingPrediction("churn", "7", timestamp_ms, prediction)
+
+
+def json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` after a trip through JSON text."""
+    loaded: dict[str, Any] = json.loads(json.dumps(state))
+    return loaded
+
+
+@dataclass
+class NaiveJoin:
+    """A slow, obviously correct LabelJoin to compare against."""
+
+    ttl_ms: int
+    max_pending: int
+    newest_ms: int | None = None
+    arrivals: int = 0
+    items: list[tuple[int, int, str, PendingPrediction]] = field(default_factory=list)
+
+    def add(self, event_id: str, prediction: PendingPrediction) -> list[PendingPrediction]:
+        left = [item[3] for item in self.items if item[2] == event_id]
+        self.items = [item for item in self.items if item[2] != event_id]
+        self.items.append((prediction.timestamp_ms, self.arrivals, event_id, prediction))
+        self.arrivals += 1
+        newest = prediction.timestamp_ms
+        self.newest_ms = newest if self.newest_ms is None else max(self.newest_ms, newest)
+        ordered = sorted(self.items, key=lambda item: (item[0], item[1]))
+        expired = [item for item in ordered if item[0] + self.ttl_ms < self.newest_ms]
+        kept = [item for item in ordered if item[0] + self.ttl_ms >= self.newest_ms]
+        over = max(0, len(kept) - self.max_pending)
+        left += [item[3] for item in expired + kept[:over]]
+        self.items = kept[over:]
+        return left
+
+    def match(self, event_id: str) -> PendingPrediction | None:
+        for item in self.items:
+            if item[2] == event_id:
+                self.items.remove(item)
+                return item[3]
+        return None
+
+
+# -- LabelJoin ---------------------------------------------------------------
+
+
+def test_ttl_expiry_is_strict_and_in_event_time() -> None:
+    """A prediction leaves once newest - timestamp exceeds the TTL, not at equality."""
+    join = LabelJoin(ttl_ms=100, max_pending=10)
+    assert join.add("a", pending(0)) == []
+    assert join.add("b", pending(50)) == []
+    assert join.add("c", pending(100)) == []  # a: 0 + 100 == 100, kept
+    assert join.add("d", pending(101)) == [pending(0)]
+    assert len(join) == 3
+    assert join.newest_ms == 101
+    # An older prediction does not move "now" back, and one already expired leaves at once.
+    assert join.add("late", pending(0)) == [pending(0)]
+    assert join.newest_ms == 101
+    assert join.match("late") is None
+    assert [p.timestamp_ms for p in join.add("e", pending(220))] == [50, 100, 101]
+    assert len(join) == 1
+
+
+def test_capacity_evicts_oldest_timestamp_then_earliest_arrival() -> None:
+    """Over capacity, the smallest timestamps leave first; ties by arrival order."""
+    join = LabelJoin(ttl_ms=10_000, max_pending=3)
+    join.add("x", pending(50, "x"))
+    join.add("y", pending(10, "y"))
+    join.add("z", pending(10, "z"))
+    assert join.add("w", pending(30, "w")) == [pending(10, "y")]
+    assert join.add("v", pending(5, "v")) == [pending(5, "v")]
+    assert join.add("u", pending(60, "u")) == [pending(10, "z")]
+    assert [join.match(e) for e in ("w", "x", "u")] == [
+        pending(30, "w"),
+        pending(50, "x"),
+        pending(60, "u"),
+    ]
+    assert len(join) == 0
+
+
+def test_duplicate_event_id_returns_the_replaced_prediction() -> None:
+    """A repeated event_id replaces the earlier prediction, which is returned as evicted."""
+    join = LabelJoin(ttl_ms=1000, max_pending=2)
+    join.add("a", pending(0, "first"))
+    join.add("b", pending(1, "b"))
+    assert join.add("a", pending(2, "second")) == [pending(0, "first")]
+    assert len(join) == 2
+    # The replacement carries its own timestamp (2), so "b" (1) is now the oldest.
+    assert join.add("c", pending(3, "c")) == [pending(1, "b")]
+    assert join.match("a") == pending(2, "second")
+
+
+def test_match_pops_once() -> None:
+    """match returns a pending prediction once, then None; unknown ids give None."""
+    join = LabelJoin(ttl_ms=10, max_pending=5)
+    join.add("a", pending(1, {"yes": 0.9, "no": 0.1}))
+    assert join.match("nope") is None
+    assert join.match("a") == pending(1, {"yes": 0.9, "no": 0.1})
+    assert join.match("a") is None
+    assert len(join) == 0
+
+
+def test_invalid_parameters() -> None:
+    """A negative TTL or a capacity below 1 is an error."""
+    with pytest.raises(ValueError, match="ttl_ms"):
+        LabelJoin(ttl_ms=-1, max_pending=1)
+    with pytest.raises(ValueError, match="max_pending"):
+        LabelJoin(ttl_ms=0, max_pending=0)
+
+
+def test_restore_round_trip_keeps_eviction_order() -> None:
+    """A restored join has the same state and evicts in the same order, ties included."""
+    join = LabelJoin(ttl_ms=500, max_pending=4)
+    for i, (event_id, ts) in enumerate([("a", 10), ("b", 10), ("c", 5), ("d", 10), ("a", 7)]):
+        join.add(event_id, pending(ts, {"k": i / 10}))
+    join.match("d")
+    state = json_round_trip(join.state())
+    copy = LabelJoin.restore(state)
+    assert copy.state() == join.state()
+    assert len(copy) == len(join) == 3
+    for ts in (10, 10, 520, 900):
+        event_id = f"n{ts}-{len(join)}"
+        assert copy.add(event_id, pending(ts)) == join.add(event_id, pending(ts))
+    assert copy.state() == join.state()
+
+
+def test_empty_join_restores() -> None:
+    """A join that never saw a prediction round-trips too."""
+    join = LabelJoin(ttl_ms=5, max_pending=2)
+    copy = LabelJoin.restore(json_round_trip(join.state()))
+    assert copy.newest_ms is None
+    assert copy.state() == join.state()
+
+
+def test_heap_stays_bounded_under_many_matches() -> None:
+    """Entries of matched predictions are dropped, so memory follows the pending count."""
+    join = LabelJoin(ttl_ms=10**9, max_pending=10**6)
+    for i in range(20_000):
+        assert join.add(str(i), pending(i)) == []
+        assert join.match(str(i)) == pending(i)
+    assert len(join) == 0
+    assert len(join._heap) <= 2 * len(join) + 1024
+    assert join.add("last", pending(0)) == []
+    assert len(join) == 1
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(0, 15), st.integers(0, 300), st.integers(0, 3)),
+        st.tuples(st.just("match"), st.integers(0, 15), st.just(0), st.just(0)),
+    ),
+    max_size=80,
+)
+
+
+@given(
+    ops=operations,
+    ttl_ms=st.integers(0, 150),
+    max_pending=st.integers(1, 6),
+    split=st.integers(0, 80),
+)
+@settings(max_examples=300, deadline=None)
+def test_join_equals_naive_model_and_restore_midway(
+    ops: list[tuple[str, int, int, int]], ttl_ms: int, max_pending: int, split: int
+) -> None:
+    """Same outputs as a naive join; restoring midway changes nothing; each prediction
+    comes back exactly once (matched, evicted or still pending)."""
+    join = LabelJoin(ttl_ms, max_pending)
+    naive = NaiveJoin(ttl_ms, max_pending)
+    added = 0
+    returned = 0
+    for step, (kind, key, ts, value) in enumerate(ops):
+        if step == split:
+            join = LabelJoin.restore(json_round_trip(join.state()))
+        event_id = f"e{key}"
+        if kind == "add":
+            prediction = pending(ts, value)
+            left = join.add(event_id, prediction)
+            assert left == naive.add(event_id, prediction)
+            added += 1
+            returned += len(left)
+        else:
+            matched = join.match(event_id)
+            assert matched == naive.match(event_id)
+            returned += matched is not None
+        assert len(join) == len(naive.items) <= max_pending
+    assert added == returned + len(join)
+
+
+# -- PerformanceWindow -------------------------------------------------------
+
+
+def test_empty_and_unlabeled_only_windows() -> None:
+    """No data gives None; only unlabeled predictions give coverage 0 and no metrics."""
+    window = PerformanceWindow()
+    assert window.result() is None
+    window.add_unlabeled(3)
+    window.add_unlabeled()
+    assert window.result() == {
+        "task": None,
+        "n_labeled": 0,
+        "n_unlabeled": 4,
+        "label_coverage": 0.0,
+        "label_delay_seconds": None,
+        "metrics": None,
+    }
+    assert PerformanceWindow(task="regression").result() is None
+
+
+def test_coverage_and_delay_arithmetic() -> None:
+    """Coverage is labeled / all; delay mean, median and max are exact below the cap."""
+    window = PerformanceWindow(task="regression")
+    delays = [4.0, 1.0, 10.0, 3.0]
+    for delay in delays:
+        window.add_joined(2.0, 1.0, delay)
+    window.add_unlabeled(4)
+    result = window.result()
+    assert result is not None
+    assert result["n_labeled"] == 4
+    assert result["n_unlabeled"] == 4
+    assert result["label_coverage"] == 0.5
+    assert result["label_delay_seconds"] == {"mean": 4.5, "p50": 3.5, "max": 10.0}
+    assert result["metrics"] == {"mae": 1.0, "rmse": 1.0}
+
+
+def test_delay_median_above_the_cap_comes_from_a_sample() -> None:
+    """Past the cap the median is a sampled delay near the true one; mean and max stay exact."""
+    rng = np.random.default_rng(1)
+    delays = rng.exponential(60.0, size=20_000)
+    window = PerformanceWindow(task="regression", sample_cap=2000, seed=3)
+    for delay in delays.tolist():
+        window.add_joined(0.0, 0.0, delay)
+    result = window.result()
+    assert result is not None
+    summary = result["label_delay_seconds"]
+    assert summary["mean"] == pytest.approx(float(delays.mean()), rel=1e-12)
+    assert summary["max"] == float(delays.max())
+    assert len(window.state()["delays"]) == 2000
+    true_median = float(np.median(delays))
+    assert summary["p50"] != true_median
+    assert summary["p50"] == pytest.approx(true_median, rel=0.1)
+
+
+def test_non_finite_delay_and_negative_count_are_errors() -> None:
+    """Delays must be finite; unlabeled counts must not be negative."""
+    window = PerformanceWindow()
+    with pytest.raises(ValueError, match="finite"):
+        window.add_joined(1.0, 1.0, float("nan"))
+    with pytest.raises(ValueError, match="negative"):
+        window.add_unlabeled(-1)
+    with pytest.raises(ValueError, match="sample_cap"):
+        PerformanceWindow(sample_cap=0)
+    assert window.result() is None
+
+
+@pytest.mark.parametrize(
+    ("prediction", "label", "task"),
+    [
+        ({"a": 0.6, "b": 0.4}, 1.5, "classification"),
+        (1, "1", "classification"),
+        (0.7, True, "classification"),
+        (1, 2, "regression"),
+        (0.5, 1.25, "regression"),
+    ],
+)
+def test_task_inferred_from_first_pair(
+    prediction: PredictionValue, label: LabelValue, task: str
+) -> None:
+    """A map or a text/boolean label means classification, else regression."""
+    window = PerformanceWindow()
+    window.add_joined(prediction, label, 1.0)
+    result = window.result()
+    assert result is not None
+    assert result["task"] == task
+
+
+def test_task_stays_fixed_after_the_first_pair() -> None:
+    """Once regression, a text label is an error; once classification, numbers are classes."""
+    regression = PerformanceWindow()
+    regression.add_joined(1.0, 2.0, 0.0)
+    with pytest.raises(ValueError, match="regression needs numbers"):
+        regression.add_joined(1.0, "yes", 0.0)
+    assert regression.n_labeled == 1
+    classification = PerformanceWindow()
+    classification.add_joined("1", "1", 0.0)
+    classification.add_joined(2, 2.0, 0.0)
+    classification.add_joined(3, 1, 0.0)
+    result = classification.result()
+    assert result is not None
+    assert result["task"] == "classification"
+    assert result["metrics"]["accuracy"] == pytest.approx(2 / 3)
+    assert result["metrics"]["roc_auc"] is None
+
+
+def test_explicit_task_overrides_inference() -> None:
+    """task="classification" treats integer predictions and labels as classes."""
+    window = PerformanceWindow(task="classification")
+    for prediction, label in [(0, 0), (1, 1), (1, 0), (0, 0)]:
+        window.add_joined(prediction, label, 0.0)
+    result = window.result()
+    assert result is not None
+    assert result["metrics"]["accuracy"] == 0.75
+    assert result["metrics"]["f1_macro"] == pytest.approx(
+        f1_score([0, 1, 0, 0], [0, 1, 1, 0], average="macro")
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_classification_metrics_equal_sklearn(seed: int) -> None:
+    """Accuracy, macro F1 (argmax, exact) and OvR AUC (below the cap) equal sklearn."""
+    rng = np.random.default_rng(seed)
+    k = [2, 3, 5][seed % 3]
+    classes = [f"c{i}" for i in range(k)]
+    n = 1500
+    matrix = rng.dirichlet(np.ones(k), size=40)[rng.integers(0, 40, n)]  # ties
+    labels = np.array(rng.choice(classes, size=n), dtype=object)
+    labels[:k] = classes
+    window = PerformanceWindow(sample_cap=n)
+    for label, row in zip(labels.tolist(), matrix, strict=True):
+        window.add_joined(dict(zip(classes, row.tolist(), strict=True)), label, 1.0)
+    result = window.result()
+    assert result is not None
+    metrics = result["metrics"]
+    argmax = np.array(classes, dtype=object)[matrix.argmax(axis=1)]
+    assert metrics["accuracy"] == pytest.approx(accuracy_score(labels, argmax))
+    assert metrics["f1_macro"] == pytest.approx(
+        f1_score(labels, argmax, average="macro", zero_division=0), rel=1e-12
+    )
+    expected_auc = (
+        roc_auc_score(labels == "c1", matrix[:, 1])
+        if k == 2
+        else roc_auc_score(labels, matrix, multi_class="ovr", average="macro")
+    )
+    assert metrics["roc_auc"] == pytest.approx(expected_auc, rel=1e-12)
+
+
+def test_auc_above_the_cap_is_estimated_from_the_sample() -> None:
+    """Past the cap, counts stay exact and AUC comes from ``sample_cap`` pairs, near the truth."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    yes = rng.random(n)
+    labels = np.where(rng.random(n) < yes, "yes", "no")
+    window = PerformanceWindow(sample_cap=3000, seed=5)
+    for label, p in zip(labels.tolist(), yes.tolist(), strict=True):
+        window.add_joined({"yes": p, "no": 1.0 - p}, label, 0.0)
+    result = window.result()
+    assert result is not None
+    assert len(window.state()["scored"]) == 3000
+    exact = roc_auc_score(labels == "yes", yes)
+    assert result["metrics"]["roc_auc"] != exact
+    assert result["metrics"]["roc_auc"] == pytest.approx(exact, abs=0.03)
+    assert result["metrics"]["accuracy"] == pytest.approx(
+        accuracy_score(labels, np.where(yes > 0.5, "yes", "no"))
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_regression_metrics_equal_sklearn(seed: int) -> None:
+    """MAE and RMSE from running sums equal sklearn's."""
+    rng = np.random.default_rng(seed)
+    actual = rng.normal(100.0, 20.0, size=3000)
+    estimate = actual + rng.normal(0.0, 5.0, size=3000)
+    window = PerformanceWindow()
+    for y, y_hat in zip(actual.tolist(), estimate.tolist(), strict=True):
+        window.add_joined(y_hat, y, 2.0)
+    result = window.result()
+    assert result is not None
+    assert result["task"] == "regression"
+    assert result["metrics"]["mae"] == pytest.approx(
+        mean_absolute_error(actual, estimate), rel=1e-9
+    )
+    assert result["metrics"]["rmse"] == pytest.approx(
+        root_mean_squared_error(actual, estimate), rel=1e-9
+    )
+
+
+def test_window_state_is_json_and_restores_exactly() -> None:
+    """state() survives JSON; the copy continues exactly like the original."""
+    window = PerformanceWindow(sample_cap=5, seed=9)
+    for i in range(12):
+        window.add_joined({"a": i / 12, "b": 1 - i / 12}, "a" if i % 3 else "b", float(i))
+    window.add_unlabeled(2)
+    copy = PerformanceWindow.restore(json_round_trip(window.state()))
+    assert copy.state() == window.state()
+    for i in range(30):
+        for target in (window, copy):
+            target.add_joined({"a": 0.5, "b": 0.5 - i / 100}, "b", 100.0 + i)
+    assert copy.result() == window.result()
+    assert copy.state() == window.state()
+
+
+event = st.one_of(
+    st.tuples(
+        st.just("joined"),
+        st.one_of(
+            st.sampled_from(["a", "b", "c"]),
+            st.dictionaries(
+                st.sampled_from(["a", "b", "c"]),
+                st.floats(0.0, 1.0),
+                min_size=1,
+            ),
+        ),
+        st.sampled_from(["a", "b", "c"]),
+        st.floats(0.0, 1e5),
+    ),
+    st.tuples(st.just("unlabeled"), st.just("a"), st.just("a"), st.integers(0, 3)),
+)
+numeric_event = st.one_of(
+    st.tuples(
+        st.just("joined"),
+        st.floats(-1e6, 1e6),
+        st.floats(-1e6, 1e6),
+        st.floats(0.0, 1e5),
+    ),
+    st.tuples(st.just("unlabeled"), st.just(0.0), st.just(0.0), st.integers(0, 3)),
+)
+
+
+def apply(window: PerformanceWindow, step: tuple[str, Any, Any, float]) -> None:
+    """Feed one generated event to a window."""
+    kind, prediction, label, amount = step
+    if kind == "joined":
+        window.add_joined(prediction, label, amount)
+    else:
+        window.add_unlabeled(int(amount))
+
+
+@given(
+    steps=st.one_of(st.lists(event, max_size=40), st.lists(numeric_event, max_size=40)),
+    split=st.integers(0, 40),
+    sample_cap=st.integers(1, 6),
+    seed=st.integers(0, 2**32),
+)
+@settings(max_examples=200, deadline=None)
+def test_restore_midway_equals_uninterrupted(
+    steps: list[tuple[str, Any, Any, float]], split: int, sample_cap: int, seed: int
+) -> None:
+    """Checkpointing through JSON at any point gives the uninterrupted result and state."""
+    straight = PerformanceWindow(sample_cap=sample_cap, seed=seed)
+    resumed = PerformanceWindow(sample_cap=sample_cap, seed=seed)
+    for step in steps[:split]:
+        apply(straight, step)
+        apply(resumed, step)
+    resumed = PerformanceWindow.restore(json_round_trip(resumed.state()))
+    for step in steps[split:]:
+        apply(straight, step)
+        apply(resumed, step)
+    assert resumed.result() == straight.result()
+    assert resumed.state() == straight.state()
+    result = straight.result()
+    if result is not None:
+        total = result["n_labeled"] + result["n_unlabeled"]
+        assert result["label_coverage"] == pytest.approx(result["n_labeled"] / total)
+        assert math.isfinite(result["label_coverage"])
