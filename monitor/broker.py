@@ -10,10 +10,16 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from monitor.config import BrokerConfig
 from monitor.errors import DriftstreamError
+
+#: Port the embedded broker prefers (Kafka's usual one), when it is free.
+PREFERRED_PORT = 9092
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -121,3 +127,44 @@ class EmbeddedBroker:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether nothing listens on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+@contextmanager
+def broker_for(
+    broker: BrokerConfig,
+    announce: Callable[[str], None],
+    port: int | None = None,
+    log_path: Path | None = None,
+) -> Iterator[str]:
+    """The configured brokers, or an embedded one started for the duration.
+
+    Yields ``host:port`` for Kafka clients. When no broker URL is configured,
+    the embedded broker starts on ``port`` (default 9092 when free, else any
+    free port) and ``announce`` is told where, so nobody mistakes it for a
+    real cluster.
+    """
+    if not broker.embedded:
+        yield broker.bootstrap_servers
+        return
+    chosen = port or (PREFERRED_PORT if port_is_free(PREFERRED_PORT) else None)
+    embedded = EmbeddedBroker(port=chosen, log_path=log_path)
+    embedded.start()
+    announce(
+        "No broker configured: started the embedded development broker at "
+        f"kafka://{embedded.bootstrap_servers} (Tansu, memory storage: "
+        "everything is lost when it stops)."
+    )
+    try:
+        yield embedded.bootstrap_servers
+    finally:
+        embedded.stop()

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from types import FrameType
+from typing import Annotated, Any, ParamSpec, TypeVar
 
+import orjson
 import pandas as pd
 import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
 
+from monitor.broker import PREFERRED_PORT, EmbeddedBroker, broker_for, port_is_free
 from monitor.comparison import Comparator, Comparison
-from monitor.config import load_config
+from monitor.config import DriftstreamConfig, load_config
+from monitor.demo import DemoSettings, run_demo
 from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, write_evidently_report
+from monitor.publishing import Destination, publish_reference, read_events, send_messages
 from monitor.reference import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_N_BINS,
@@ -30,8 +40,11 @@ from monitor.reference import (
 from monitor.stats.decision import Correction, DriftPolicy, Severity
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
+from monitor.tailing import TailTopic, tail_topic
+from monitor.topics import ensure_topics, topic_specs
 from monitor.values import FeatureKind
 from monitor.windows import WindowState
+from monitor.worker import run_worker
 
 app = typer.Typer(
     help="driftstream: drift monitoring for machine-learning models.",
@@ -39,7 +52,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-reference_app = typer.Typer(help="Build reference profiles.", no_args_is_help=True)
+reference_app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
 
 EXIT_BAD_INPUT = 2
@@ -185,6 +198,276 @@ def check_config(
     """Validate a configuration file and print the effective configuration."""
     config = load_config(file)
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+@app.command()
+@clear_errors
+def run(
+    config: Annotated[
+        Path | None, typer.Option(help="driftstream.yaml (default: defaults + environment).")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a worker; with no broker configured, start the embedded one first."""
+    settings = load_config(config)
+    with broker_for(settings.broker, announce) as bootstrap:
+        ensure_topics(bootstrap, settings.topics, settings.broker.client_options())
+        run_worker(settings, bootstrap, log_level)
+
+
+@app.command()
+@clear_errors
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    rate: Annotated[int, typer.Option(help="Predictions per second, all models.")] = 600,
+    drift_after: Annotated[
+        float, typer.Option(help="Seconds of healthy traffic before the drift.")
+    ] = 20.0,
+    window_events: Annotated[int, typer.Option(help="Events per window.")] = 500,
+    live: Annotated[bool, typer.Option(help="Live table (--no-live: one line per window).")] = True,
+) -> None:
+    """Broker, worker and a simulated serving service that drifts: watch it live."""
+    console = Console()
+    board = run_demo(
+        DemoSettings(
+            events_per_second=rate,
+            drift_after_seconds=drift_after,
+            window_events=window_events,
+            duration=duration,
+            live=live,
+        ),
+        console,
+    )
+    console.print(
+        f"{board.windows} windows evaluated, {board.drifted_windows} with drift.", style="bold"
+    )
+
+
+def announce(message: str) -> None:
+    """A notice on stderr (stdout may be piped)."""
+    typer.echo(message, err=True)
+
+
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="driftstream.yaml (default: defaults + environment).")
+]
+BootstrapOption = Annotated[
+    str | None,
+    typer.Option(help="Kafka host:port[,host:port] (default: broker.url of the configuration)."),
+]
+#: Invalid lines printed before "... and N more".
+MAX_REPORTED_LINES = 20
+#: How long ``tail`` waits to catch up, unless --timeout or --follow.
+TAIL_TIMEOUT = 10.0
+
+
+def broker_address(settings: DriftstreamConfig, bootstrap: str | None) -> str:
+    """``--bootstrap`` when given, else the configured broker; never a new broker."""
+    if bootstrap:
+        servers = settings.broker.with_url(bootstrap).bootstrap_servers
+    else:
+        servers = "" if settings.broker.embedded else settings.broker.bootstrap_servers
+    if not servers:
+        raise DriftstreamError(
+            "no broker: pass --bootstrap HOST:PORT or set broker.url in the configuration "
+            "(this command does not start one; `driftstream broker` runs a development broker)"
+        )
+    return servers
+
+
+@app.command("broker")
+@clear_errors
+def broker_command(
+    port: Annotated[
+        int, typer.Option(help="Port to listen on (0: any free port).")
+    ] = PREFERRED_PORT,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    config: Annotated[
+        Path | None, typer.Option(help="Create the topics of this driftstream.yaml.")
+    ] = None,
+    log: Annotated[Path | None, typer.Option(help="Append the broker's own log here.")] = None,
+) -> None:
+    """Run the embedded development broker (Tansu, memory storage) until Ctrl-C."""
+    settings = load_config(config) if config is not None else None
+    if port and not port_is_free(port, host):
+        raise DriftstreamError(f"{host}:{port} is already in use")
+    embedded = EmbeddedBroker(port=port or None, host=host, log_path=log)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        embedded.start()
+        typer.echo(
+            f"broker listening on kafka://{embedded.bootstrap_servers} (Tansu, memory storage: "
+            "all data is lost when it stops); Ctrl-C stops it"
+        )
+        if settings is not None:
+            ensure_topics(embedded.bootstrap_servers, settings.topics, {})
+            names = [spec.name for spec in topic_specs(settings.topics)]
+            typer.echo(f"topics: {', '.join(names)}")
+        while not stop.wait(1.0):
+            if port_is_free(embedded.port, host):
+                raise DriftstreamError("the broker process exited unexpectedly")
+    finally:
+        embedded.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    typer.echo("broker stopped")
+
+
+@app.command()
+@clear_errors
+def publish(
+    file: Annotated[
+        Path, typer.Argument(help="JSONL (one event per line) or CSV (one prediction per row).")
+    ],
+    config: ConfigOption = None,
+    bootstrap: BootstrapOption = None,
+    topic: Annotated[
+        str | None, typer.Option(help="Predictions topic (default: topics.predictions).")
+    ] = None,
+    labels_topic: Annotated[
+        str | None, typer.Option(help="Labels topic (default: topics.labels).")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Send the valid events; report and count the invalid lines.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to reach the broker and deliver.")] = 30.0,
+) -> None:
+    """Validate every event of a file, then send them to the predictions and labels topics."""
+    settings = load_config(config)
+    servers = broker_address(settings, bootstrap)
+    plan = read_events(file, settings.limits.event_limits())
+    prefix = "skipped" if skip_invalid else "error"
+    for invalid in plan.invalid[:MAX_REPORTED_LINES]:
+        typer.echo(f"{prefix}: {plan.describe(invalid)}", err=True)
+    if len(plan.invalid) > MAX_REPORTED_LINES:
+        hidden = len(plan.invalid) - MAX_REPORTED_LINES
+        typer.echo(f"{prefix}: ... and {hidden} more invalid line(s)", err=True)
+    if plan.invalid and not skip_invalid:
+        typer.echo(
+            f"error: {len(plan.invalid)} invalid line(s), nothing sent "
+            "(--skip-invalid sends the valid ones)",
+            err=True,
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    topics = {
+        Destination.PREDICTIONS: topic or settings.topics.predictions,
+        Destination.LABELS: labels_topic or settings.topics.labels,
+    }
+    sent = send_messages(servers, settings.broker.client_options(), plan.messages, topics, timeout)
+    summary = (
+        f"sent {sent.predictions} predictions in {sent.messages - sent.labels} messages to "
+        f"{topics[Destination.PREDICTIONS]} and {sent.labels} labels to "
+        f"{topics[Destination.LABELS]}"
+    )
+    if plan.invalid:
+        summary += f"; skipped {len(plan.invalid)} invalid line(s)"
+    typer.echo(summary)
+
+
+@app.command()
+@clear_errors
+def tail(
+    which: Annotated[TailTopic, typer.Argument(metavar="TOPIC", help="The topic to print.")],
+    config: ConfigOption = None,
+    bootstrap: BootstrapOption = None,
+    from_beginning: Annotated[
+        bool,
+        typer.Option(
+            "--from-beginning/--latest",
+            help="Start at the oldest record, or only show records written from now on.",
+        ),
+    ] = True,
+    max_records: Annotated[
+        int | None, typer.Option("--max", min=1, help="Stop after this many records.")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Give up after this many seconds (default {TAIL_TIMEOUT:g}; "
+            "with --follow: no limit)."
+        ),
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", help="Keep printing new records until Ctrl-C.")
+    ] = False,
+) -> None:
+    """Print the records of the results, dead-letter or references topic, one JSON per line.
+
+    Without --follow it stops once caught up with every partition; exit
+    status 1 if that does not happen within the timeout.
+    """
+    settings = load_config(config)
+    servers = broker_address(settings, bootstrap)
+    topic: str = getattr(settings.topics, which.value)
+    limit = timeout if timeout is not None else (None if follow else TAIL_TIMEOUT)
+    try:
+        outcome = tail_topic(
+            servers,
+            settings.broker.client_options(),
+            topic,
+            which,
+            print_json_line,
+            from_beginning=from_beginning,
+            max_records=max_records,
+            timeout=limit,
+            follow=follow,
+        )
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # the reader left, e.g. `| head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if outcome.timed_out and not follow:
+        typer.echo(
+            f"timeout: not caught up with {topic} after {limit:g} s "
+            f"({outcome.records} records printed)",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+def print_json_line(document: dict[str, Any]) -> None:
+    """One JSON document on one stdout line."""
+    typer.echo(orjson.dumps(document).decode())
+
+
+@reference_app.command("publish")
+@clear_errors
+def reference_publish(
+    profile: Annotated[Path, typer.Argument(help="A profile from `driftstream reference build`.")],
+    config: ConfigOption = None,
+    bootstrap: BootstrapOption = None,
+    model: Annotated[str | None, typer.Option(help="Publish under this model name.")] = None,
+    version: Annotated[str | None, typer.Option(help="Publish under this model version.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to reach the broker and deliver.")] = 30.0,
+) -> None:
+    """Publish a reference profile to the references topic, where workers pick it up."""
+    settings = load_config(config)
+    servers = broker_address(settings, bootstrap)
+    if profile.is_file() and not is_profile_file(profile):
+        raise DriftstreamError(
+            f"{profile}: not a reference profile; make one with `driftstream reference build`"
+        )
+    loaded = ReferenceProfile.load(profile)
+    if model or version:
+        loaded = dataclasses.replace(
+            loaded, model=model or loaded.model, model_version=version or loaded.model_version
+        )
+    delivery = publish_reference(
+        servers, settings.broker.client_options(), settings.topics, loaded, timeout
+    )
+    typer.echo(
+        f"published {loaded.model} {loaded.model_version} ({loaded.n_rows} rows, "
+        f"{len(loaded.features)} features, {delivery.size} bytes) to {delivery.topic} "
+        f"partition {delivery.partition} offset {delivery.offset}, key {delivery.key.decode()}"
+    )
 
 
 def kind_overrides(categorical: str | None, numeric: str | None) -> dict[str, FeatureKind]:

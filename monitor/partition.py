@@ -401,9 +401,7 @@ class PartitionState:
             assembler.profile_id = latest[0]
         if start >= len(frame):
             return
-        outcome = assembler.update(
-            frame.iloc[start:].reset_index(drop=True), timestamps[start:]
-        )
+        outcome = assembler.update(frame.iloc[start:].reset_index(drop=True), timestamps[start:])
         late = set((outcome.late_rows + start).tolist())
         if late:
             self._reject_all(rows, sorted(late), LATE, outputs)

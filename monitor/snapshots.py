@@ -75,9 +75,7 @@ def snapshot_records(
         )
         for index, piece in enumerate(pieces)
     ]
-    manifest = Manifest(
-        partition, generation, slot, len(pieces), hashlib.sha256(data).hexdigest()
-    )
+    manifest = Manifest(partition, generation, slot, len(pieces), hashlib.sha256(data).hexdigest())
     records.append((manifest_key(partition), manifest.to_bytes()))
     return records
 

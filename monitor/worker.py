@@ -158,9 +158,7 @@ class Pipeline:
                 for records in batches.values():
                     for record in records:
                         self._apply_reference(record.key, record.value)
-                if not self.references_loaded.is_set() and await _caught_up(
-                    consumer, partitions
-                ):
+                if not self.references_loaded.is_set() and await _caught_up(consumer, partitions):
                     logger.info("references loaded: %d model versions", len(self.catalog))
                     self.references_loaded.set()
         finally:
@@ -366,6 +364,11 @@ class Pipeline:
                     for (m, v, outcome), count in self.events.items()
                     if (m, v) == (model, model_version)
                 },
+                "labels": {
+                    outcome: count
+                    for (m, v, outcome), count in self.labels.items()
+                    if (m, v) == (model, model_version)
+                },
                 "reference": self.catalog.latest(model, model_version) is not None,
                 "windows_seen": len(recent) if recent else 0,
                 "latest_window": None
@@ -444,7 +447,9 @@ def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust
     within = worker.batch_max_delay.total_seconds()
 
     async def take(stream: StreamT[bytes], as_labels: bool) -> AsyncIterator[None]:
-        async for events in cast(Stream[bytes], stream).noack_take(worker.batch_max_events, within=within):
+        async for events in cast(Stream[bytes], stream).noack_take(
+            worker.batch_max_events, within=within
+        ):
             await pipeline.process(cast(Sequence[EventT[bytes]], events), labels=as_labels)
             yield None
 
@@ -534,4 +539,3 @@ def run_worker(config: DriftstreamConfig, bootstrap_servers: str, log_level: str
     app, _ = create_app(config, bootstrap_servers)
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
-

@@ -63,6 +63,35 @@ def read_topic(
         consumer.close()
 
 
+def read_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Every record of ``topic`` now, read until each partition's high-water mark.
+
+    The high-water mark comes from fetch responses (the test broker answers
+    end-offset requests wrongly).
+    """
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=200).values():
+                records.extend(batch)
+            marks = [consumer.highwater(tp) for tp in partitions]
+            if all(
+                mark is not None and consumer.position(tp) >= mark
+                for tp, mark in zip(partitions, marks, strict=True)
+            ):
+                return records
+        raise AssertionError(f"could not read {topic} to its end in {timeout} s")
+    finally:
+        consumer.close()
+
+
 @pytest.fixture
 def broker_log(tmp_path: Path) -> Path:
     """Where a test's own broker writes its log."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.panes import WindowAssembler
 from monitor.reference import ReferenceProfile
-from monitor.windows import WindowState
+from monitor.windows import NumericWindow, WindowState
 
 PROFILE = ReferenceProfile.from_frame(
     pd.DataFrame({"x": np.arange(1000.0)}), model="m", model_version="1"
@@ -39,7 +39,9 @@ def feed(
         outcome = target.update(frame, np.array(times[start : start + batch], dtype=np.int64))
         late.extend((outcome.late_rows + start).tolist())
         for window in outcome.closed:
-            sample = sorted(window.state.features["x"].reservoir.values.tolist())
+            feature = window.state.features["x"]
+            assert isinstance(feature, NumericWindow)
+            sample = sorted(feature.reservoir.values.tolist())
             closed.append((window.window_id, window.start, window.end, sample))
     return [(i, s, e, v) for i, s, e, v in closed], late
 
@@ -91,7 +93,8 @@ def test_windows_of_mixed_references_are_skipped_and_new_panes_use_the_new_one()
     target.update(pd.DataFrame({"x": [1.0, 2.0]}), np.arange(2, dtype=np.int64))
     target.profile_id = "p2"
     outcome = target.update(pd.DataFrame({"x": [3.0, 4.0]}), np.arange(2, dtype=np.int64))
-    assert outcome.closed == [] and outcome.skipped_windows == 1
+    assert outcome.closed == []
+    assert outcome.skipped_windows == 1
     outcome = target.update(pd.DataFrame({"x": [5.0, 6.0]}), np.arange(2, dtype=np.int64))
     assert [(w.profile_id, w.state.n_rows) for w in outcome.closed] == [("p2", 4)]
 

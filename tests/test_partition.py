@@ -22,8 +22,8 @@ LABELS = "labels"
 
 def config(**defaults: Any) -> DriftstreamConfig:
     return DriftstreamConfig(
-        topics={"predictions": TOPIC, "labels": LABELS},  # type: ignore[arg-type]
-        defaults={"window": {"size_events": 500}, **defaults},  # type: ignore[arg-type]
+        topics={"predictions": TOPIC, "labels": LABELS},
+        defaults={"window": {"size_events": 500}, **defaults},
     )
 
 
@@ -128,7 +128,7 @@ def test_batch_messages_give_the_same_results_as_single_events() -> None:
 def test_malformed_messages_are_dead_lettered_with_their_reason(raw: bytes, reason: str) -> None:
     state = PartitionState(
         0,
-        DriftstreamConfig(limits={"max_message_bytes": 4096}),  # type: ignore[arg-type]
+        DriftstreamConfig(limits={"max_message_bytes": 4096}),
         ReferenceCatalog(),
     )
     outputs = state.on_predictions([InputMessage(TOPIC, 0, 7, raw)])
@@ -156,14 +156,15 @@ def test_without_a_reference_events_are_dead_lettered_or_bootstrap_one() -> None
     catalog = ReferenceCatalog()
     state = PartitionState(0, config(bootstrap_reference_events=600), catalog)
     docs = events(1200, seed=5)
-    outputs = [state.on_predictions(c) for c in chunks(messages(docs), 250)]
-    (profile,) = [p for o in outputs for p in o.references]
-    assert profile.n_rows == 600 and set(profile.features) == {"x", "y", "plan", "prediction"}
+    steps = [state.on_predictions(c) for c in chunks(messages(docs), 250)]
+    (profile,) = [p for o in steps for p in o.references]
+    assert profile.n_rows == 600
+    assert set(profile.features) == {"x", "y", "plan", "prediction"}
     assert catalog.latest("m", "1") is not None
-    assert sum(o.events["m", "1", "bootstrap"] for o in outputs) == 600
+    assert sum(o.events["m", "1", "bootstrap"] for o in steps) == 600
     # events 600..1099 fill the first window on the bootstrapped reference
-    assert [r["window"]["start_event"] for r in results_of(outputs)] == [0]
-    assert sum(o.events["m", "1", "processed"] for o in outputs) == 600
+    assert [r["window"]["start_event"] for r in results_of(steps)] == [0]
+    assert sum(o.events["m", "1", "processed"] for o in steps) == 600
 
 
 def test_replayed_messages_are_skipped_and_a_restore_continues_exactly() -> None:
@@ -198,7 +199,7 @@ def test_labels_join_predictions_and_performance_is_reported() -> None:
         for d in docs[:400]
     ]
     label_outputs = state.on_labels(
-        messages(labels + [{**labels[0], "event_id": "nope"}], topic=LABELS)
+        messages([*labels, {**labels[0], "event_id": "nope"}], topic=LABELS)
     )
     assert label_outputs.labels["m", "1", "joined"] == 400
     (unmatched,) = label_outputs.dead_letters

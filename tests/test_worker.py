@@ -1,0 +1,320 @@
+"""The worker end to end: `driftstream run` processes against a real broker process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+from kafka.partitioner.default import murmur2
+
+from monitor.catalog import ReferenceCatalog
+from monitor.config import DriftstreamConfig
+from monitor.partition import PartitionState
+from monitor.reference import ReferenceProfile
+from monitor.simulation import CHURN, ServingSimulator, reference_frame
+from monitor.snapshots import latest_snapshot
+from tests.conftest import read_all, read_topic
+from tests.worker_process import (
+    WorkerProcess,
+    expected_results,
+    latest_results,
+    publish_reference,
+    send,
+    wait_for,
+    write_config,
+)
+
+START_MS = 1_700_000_000_000
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
+    """Worker processes a test starts; all stopped at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()
+
+
+def start_worker(config_path: Path, started: list[WorkerProcess]) -> WorkerProcess:
+    log = config_path.parent / f"worker-{len(started)}.log"
+    worker = WorkerProcess(config_path, log).start()
+    started.append(worker)
+    return worker
+
+
+def profile_for(model: str, version: str, seed: int = 0) -> ReferenceProfile:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=4000),
+            "y": rng.normal(size=4000),
+            "plan": rng.choice(["a", "b", "c"], size=4000, p=[0.5, 0.3, 0.2]),
+        }
+    )
+    return ReferenceProfile.from_frame(frame, model=model, model_version=version)
+
+
+def events(
+    n: int, model: str = "m", version: str = "1", start: int = 0, seed: int = 1
+) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    plans = rng.choice(["a", "b", "c"], size=n, p=[0.5, 0.3, 0.2])
+    return [
+        {
+            "event_id": f"{model}-{start + i}",
+            "model": model,
+            "model_version": version,
+            "timestamp": START_MS + 1000 * (start + i),
+            "features": {
+                "x": round(float(rng.normal()), 6),
+                "y": round(float(rng.normal()), 6),
+                "plan": str(plans[i]),
+            },
+            "prediction": 0.5,
+        }
+        for i in range(n)
+    ]
+
+
+def models_view(worker: WorkerProcess) -> dict[str, Any]:
+    status, body = worker.get("/models")
+    assert status == 200
+    return dict(body)
+
+
+def test_drift_is_flagged_in_the_right_windows_with_labels_and_endpoints(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    """Healthy windows stay ok; after the injected drift exactly the drifted features flag."""
+    path, config = write_config(tmp_path, broker)
+    profile = ReferenceProfile.from_frame(
+        reference_frame(CHURN, 20_000, seed=0).drop(columns=["label"]),
+        model=CHURN.name,
+        model_version=CHURN.version,
+    )
+    publish_reference(broker, config.topics.references, profile)
+    worker = start_worker(path, workers)
+    ready = worker.wait_ready()
+    assert worker.get("/health") == (200, {"status": "alive"})
+    assert ready["references"] == 1
+    assert ready["references_loaded"]
+
+    simulator = ServingSimulator([CHURN], seed=3, drift_after_events=1000, unlabelled_share=0.1)
+    healthy = simulator.predictions(1000, START_MS, 100)
+    send(broker, config.topics.predictions, healthy)
+    latest_results(broker, config.topics.results, 2)
+    labels = simulator.labels_due(START_MS + 10**7)
+    assert 800 < len(labels) < 1000
+    send(broker, config.topics.labels, labels)
+
+    def joined() -> int:
+        view = models_view(worker)[CHURN.name][CHURN.version]
+        return int(view["labels"].get("joined", 0))
+
+    wait_for(lambda: joined() == len(labels), 60, "labels to be joined")
+    send(broker, config.topics.predictions, simulator.predictions(1000, START_MS + 10**5, 100))
+    results = latest_results(broker, config.topics.results, 4)
+    by_window = {r["window"]["id"]: r for r in results.values()}
+    assert sorted(by_window) == [0, 1, 2, 3]
+    assert by_window[0]["drifted_features"] == by_window[1]["drifted_features"] == []
+    drifted = simulator.drifted_features(CHURN.name)
+    assert len(drifted) == 3  # two numeric features, one categorical
+    for window in (2, 3):
+        assert set(by_window[window]["drifted_features"]) == drifted
+        assert by_window[window]["prediction"]["severity"] != "ok"
+        assert by_window[window]["n_events"] == 500
+    performance = by_window[2]["performance"]
+    assert performance["n_labeled"] == len(labels)
+    assert 0.5 < performance["metrics"]["accuracy"] <= 1.0
+    assert performance["label_delay_seconds"]["mean"] == pytest.approx(2.0)
+
+    status, drift = worker.get(f"/models/{CHURN.name}/drift")
+    assert status == 200
+    assert [r["window"]["id"] for r in drift["versions"][CHURN.version]] == [0, 1, 2, 3]
+    view = models_view(worker)[CHURN.name][CHURN.version]
+    assert view["events"] == {"processed": 2000}
+    assert view["latest_window"]["severity"] in {"warning", "critical"}
+    assert worker.get("/models/nothing/drift")[0] == 404
+
+
+def test_malformed_input_is_dead_lettered_and_nothing_is_lost(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, config = write_config(tmp_path, broker, limits={"max_message_bytes": 4096})
+    publish_reference(broker, config.topics.references, profile_for("m", "1"))
+    worker = start_worker(path, workers)
+    worker.wait_ready()
+    good = events(500)
+    bad: list[Any] = [
+        b"{not json",
+        orjson.dumps({"model": "m", "features": {}}),
+        b'{"padding": "' + b"x" * 5000 + b'"}',
+        orjson.dumps(events(1, version="9")[0]),
+    ]
+    send(broker, config.topics.predictions, good[:200] + bad + good[200:])
+    label = {"event_id": "never-predicted", "model": "m", "label": 1, "timestamp": START_MS}
+    send(broker, config.topics.labels, [label, b"[]"])
+    letters = [orjson.loads(r.value) for r in read_topic(broker, config.topics.deadletter, 6)]
+    reasons = sorted(letter["reason"] for letter in letters)
+    assert reasons == sorted(
+        ["invalid_json", "schema", "too_large", "no_reference", "unmatched_label", "schema"]
+    )
+    for letter in letters:
+        assert letter["error"]
+        assert letter["source"]["topic"] in {
+            config.topics.predictions,
+            config.topics.labels,
+        }
+    # the worker kept going: the window completed by events after the bad ones closed
+    (result,) = latest_results(broker, config.topics.results, 1).values()
+    assert result["n_events"] == 500
+    view = models_view(worker)
+    processed = view["m"]["1"]["events"]["processed"]
+    predictions_dead = sum(
+        1 for letter in letters if letter["source"]["topic"] == config.topics.predictions
+    )
+    assert processed + predictions_dead == len(good) + len(bad)
+
+
+def test_batch_messages_give_the_same_results_as_single_events(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, config = write_config(tmp_path, broker)
+    for version in ("single", "batch"):
+        publish_reference(broker, config.topics.references, profile_for("m", version))
+    worker = start_worker(path, workers)
+    worker.wait_ready()
+    docs = events(1000, version="single")
+    batches = [
+        {
+            "type": "prediction_batch",
+            "model": "m",
+            "model_version": "batch",
+            "event_ids": [d["event_id"] for d in chunk],
+            "timestamps": [d["timestamp"] for d in chunk],
+            "features": {f: [d["features"][f] for d in chunk] for f in ("x", "y", "plan")},
+            "predictions": [d["prediction"] for d in chunk],
+        }
+        for chunk in (docs[i : i + 128] for i in range(0, 1000, 128))
+    ]
+    send(broker, config.topics.predictions, docs + batches)
+    results = latest_results(broker, config.topics.results, 4)
+
+    def comparable(result: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in result.items() if k not in {"model_version", "reference"}}
+
+    by_version: dict[str, list[dict[str, Any]]] = {}
+    for result in sorted(results.values(), key=lambda r: r["window"]["id"]):
+        by_version.setdefault(result["model_version"], []).append(comparable(result))
+    assert len(by_version["single"]) == 2
+    assert by_version["batch"] == by_version["single"]
+
+
+def test_a_reference_published_mid_stream_is_picked_up(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, config = write_config(tmp_path, broker)
+    worker = start_worker(path, workers)
+    assert worker.wait_ready()["references"] == 0
+    send(broker, config.topics.predictions, events(50))
+    letters = read_topic(broker, config.topics.deadletter, 50)
+    assert {orjson.loads(r.value)["reason"] for r in letters} == {"no_reference"}
+    publish_reference(broker, config.topics.references, profile_for("m", "1"))
+    wait_for(
+        lambda: models_view(worker).get("m", {}).get("1", {}).get("reference"),
+        30,
+        "the reference to be loaded",
+    )
+    send(broker, config.topics.predictions, events(500, start=50))
+    (result,) = latest_results(broker, config.topics.results, 1).values()
+    assert result["n_events"] == 500
+    assert result["window"]["start_event"] == 0
+
+
+def snapshot_offset(config: DriftstreamConfig, broker: str, partition: int) -> int:
+    """The prediction offset the latest snapshot of ``partition`` covers (0 if none)."""
+    records = read_all(broker, config.topics.state)
+    found = latest_snapshot(
+        [(r.key, r.value) for r in records if r.partition == partition], partition
+    )
+    if found is None:
+        return 0
+    state = PartitionState.restore(found[1], config, ReferenceCatalog())
+    return state.offsets.get(config.topics.predictions, 0)
+
+
+def test_kill_9_mid_window_loses_nothing_and_counts_nothing_twice(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, config = write_config(tmp_path, broker, partitions=1)
+    profile = profile_for("m", "1")
+    publish_reference(broker, config.topics.references, profile)
+    first = start_worker(path, workers)
+    first.wait_ready()
+    send(broker, config.topics.predictions, events(1250))
+    latest_results(broker, config.topics.results, 2)
+    # wait until a snapshot covers the half-full window, then kill -9
+    wait_for(lambda: snapshot_offset(config, broker, 0) == 1250, 30, "a snapshot")
+    first.kill()
+
+    send(broker, config.topics.predictions, events(600, start=1250))
+    second = start_worker(path, workers)
+    second.wait_ready()
+    latest_results(broker, config.topics.results, 3)
+    assert "restored snapshot" in second.log()
+    # kill again right after more events were processed, whether or not a
+    # snapshot covers them yet: they are replayed, not lost or doubled
+    send(broker, config.topics.predictions, events(100, start=1850))
+    wait_for(
+        lambda: models_view(second)["m"]["1"]["events"].get("processed", 0) >= 600,
+        30,
+        "the second worker to process its events",
+    )
+    second.kill()
+
+    send(broker, config.topics.predictions, events(50, start=1950))
+    third = start_worker(path, workers)
+    third.wait_ready()
+    results = latest_results(broker, config.topics.results, 4)
+    assert results == expected_results(config, broker, [profile], 2000)
+    assert [r["n_events"] for r in results.values()] == [500, 500, 500, 500]
+
+
+def test_two_workers_split_partitions_and_agree_with_one(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, config = write_config(tmp_path, broker, partitions=4)
+    models = [f"model-{i}" for i in range(6)]
+    partitions = {murmur2(m.encode()) % 4 for m in models}
+    assert len(partitions) >= 2  # the models really spread over partitions
+    profiles = [profile_for(m, "1", seed=i) for i, m in enumerate(models)]
+    for profile in profiles:
+        publish_reference(broker, config.topics.references, profile)
+    one, two = start_worker(path, workers), start_worker(path, workers)
+
+    def split() -> tuple[list[int], list[int]] | None:
+        first, second = one.wait_ready()["partitions"], two.wait_ready()["partitions"]
+        if first and second and sorted(first + second) == [0, 1, 2, 3]:
+            return first, second
+        return None
+
+    first, second = wait_for(split, 90, "the two workers to split the partitions")
+    assert not set(first) & set(second)
+    docs = [e for i, m in enumerate(models) for e in events(1000, model=m, seed=i)]
+    send(broker, config.topics.predictions, docs)
+    results = latest_results(broker, config.topics.results, 12)
+    assert results == expected_results(config, broker, profiles, len(docs))
+    seen = [
+        {m for m, versions in models_view(w).items() if versions.get("1", {}).get("events")}
+        for w in (one, two)
+    ]
+    assert seen[0]
+    assert seen[1]
+    assert not seen[0] & seen[1]
+    assert seen[0] | seen[1] >= set(models)
