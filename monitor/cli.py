@@ -38,6 +38,7 @@ from monitor.reference import (
     is_profile_file,
 )
 from monitor.stats.decision import Correction, DriftPolicy, Severity
+from monitor.stats.performance import Task
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
 from monitor.tailing import TailTopic, tail_topic
@@ -56,6 +57,7 @@ reference_app = typer.Typer(help="Build and publish reference profiles.", no_arg
 app.add_typer(reference_app, name="reference")
 
 EXIT_BAD_INPUT = 2
+TASKS: dict[str, Task] = {"classification": "classification", "regression": "regression"}
 EXIT_DRIFT = 1
 SEVERITY_STYLE = {
     Severity.OK: "green",
@@ -117,8 +119,20 @@ def reference_build(
         int, typer.Option(help="Categories kept per feature.")
     ] = DEFAULT_MAX_CATEGORIES,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    label_column: Annotated[
+        str | None,
+        typer.Option(help="Column of true labels: records the model's reference performance."),
+    ] = None,
+    prediction_column: Annotated[
+        str, typer.Option(help="Column of the model's predictions (profiled for output drift).")
+    ] = "prediction",
+    task: Annotated[
+        str | None, typer.Option(help="classification or regression (default: inferred).")
+    ] = None,
 ) -> None:
     """Build a reference profile from a data file."""
+    if task is not None and task not in TASKS:
+        raise DriftstreamError("--task must be classification or regression")
     frame = read_table(data)
     profile = ReferenceProfile.from_frame(
         frame,
@@ -130,6 +144,9 @@ def reference_build(
         sample_cap=sample_cap,
         max_categories=max_categories,
         seed=seed,
+        label_column=label_column,
+        prediction_column=prediction_column,
+        task=TASKS[task] if task else None,
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     profile.save(out)

@@ -220,6 +220,24 @@ def predicted_value(prediction: PredictionValue) -> bool | int | float | str:
     return prediction
 
 
+def performance_change(
+    current: Mapping[str, float | None], reference: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    """Window metric minus reference metric, for metrics both have.
+
+    Examples
+    --------
+    >>> performance_change({"accuracy": 0.8, "roc_auc": None}, {"accuracy": 0.9, "roc_auc": 0.7})
+    {'accuracy': -0.1, 'roc_auc': None}
+    """
+    change: dict[str, float | None] = {}
+    for name, value in current.items():
+        if name in reference:
+            base = reference[name]
+            change[name] = None if value is None or base is None else round(value - base, 12)
+    return change
+
+
 def epoch_ms(moment: datetime) -> int:
     """Milliseconds since the epoch, exactly."""
     return (moment - EPOCH) // timedelta(milliseconds=1)
@@ -490,6 +508,11 @@ class PartitionState:
             prediction = comparator.compare(window.state, [column])
         performance = monitor.performance.result()
         monitor.performance = PerformanceWindow(settings.task)
+        if performance is not None and profile.performance:
+            performance["reference"] = dict(profile.performance)
+            performance["change"] = performance_change(
+                performance.get("metrics") or {}, profile.performance
+            )
         return WindowResult(
             model=monitor.model,
             model_version=monitor.model_version,

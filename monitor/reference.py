@@ -22,6 +22,7 @@ import pandas as pd
 
 from monitor.errors import DriftstreamError, ProfileFormatError
 from monitor.stats.binning import proportions, quantile_edges
+from monitor.stats.performance import Task, infer_task, performance_metrics
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
 from monitor.values import FeatureKind, category_column, infer_kind, numeric_column
@@ -147,6 +148,8 @@ class ReferenceProfile:
     sample_cap: int = DEFAULT_SAMPLE_CAP
     seed: int = 0
     built_at: str | None = None
+    #: Model performance on the reference data (when it had labels), by metric.
+    performance: Mapping[str, float | None] | None = None
 
     @classmethod
     def from_frame(
@@ -162,6 +165,9 @@ class ReferenceProfile:
         max_categories: int = DEFAULT_MAX_CATEGORIES,
         seed: int = 0,
         built_at: str | None = None,
+        label_column: str | None = None,
+        prediction_column: str = "prediction",
+        task: Task | None = None,
     ) -> ReferenceProfile:
         """Build a profile from a DataFrame, one column per feature.
 
@@ -173,7 +179,26 @@ class ReferenceProfile:
             Columns to profile (default: all).
         n_bins, sample_cap, max_categories, seed
             Histogram bins, retained-sample cap, categories kept, sampling seed.
+        label_column, prediction_column, task
+            With a label column, the profile also records the model's
+            performance on the reference (``prediction_column`` against the
+            labels; ``task`` inferred from the first row when not given);
+            the label column is not profiled as a feature.
         """
+        performance = None
+        if label_column is not None:
+            for needed in (label_column, prediction_column):
+                if needed not in frame.columns:
+                    raise DriftstreamError(f"unknown column: {needed}")
+            pairs = frame[[label_column, prediction_column]].dropna()
+            if pairs.empty:
+                raise DriftstreamError(f"no row has both {label_column} and {prediction_column}")
+            first_label, first_prediction = pairs.iloc[0]
+            chosen = task or infer_task(first_prediction, first_label)
+            performance = performance_metrics(
+                chosen, pairs[label_column].tolist(), pairs[prediction_column].tolist()
+            )
+            frame = frame.drop(columns=[label_column])
         if n_bins < 1 or sample_cap < 1 or max_categories < 1:
             raise DriftstreamError("n_bins, sample_cap and max_categories must be at least 1")
         # Column labels may be ints in a DataFrame; features are named by strings.
@@ -206,6 +231,7 @@ class ReferenceProfile:
             sample_cap=sample_cap,
             seed=seed,
             built_at=built_at,
+            performance=performance,
         )
 
     @classmethod
@@ -254,6 +280,7 @@ class ReferenceProfile:
                 "sample_cap": self.sample_cap,
                 "seed": self.seed,
                 "built_at": self.built_at,
+                "performance": None if self.performance is None else dict(self.performance),
                 "features": described,
             }
             archive.writestr("profile.json", json.dumps(header, indent=1))
@@ -310,6 +337,7 @@ class ReferenceProfile:
             sample_cap=header["sample_cap"],
             seed=header["seed"],
             built_at=header.get("built_at"),
+            performance=header.get("performance"),
         )
 
     def save(self, path: str | Path) -> None:

@@ -241,3 +241,39 @@ def test_dead_letter_keys_are_idempotent() -> None:
         b"x", InputMessage(TOPIC, 2, 9, b"x").source, "schema", "bad", row=3
     )
     assert letter.key() == b'["predictions",2,9,3]'
+
+
+def test_performance_is_compared_with_the_reference_performance() -> None:
+    rng = np.random.default_rng(11)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=2000),
+            "prediction": rng.choice(["yes", "no"], size=2000),
+        }
+    )
+    frame["label"] = np.where(rng.random(2000) < 0.9, frame["prediction"], "other")
+    profile = ReferenceProfile.from_frame(frame, "m", "1", label_column="label")
+    assert "label" not in profile.features
+    assert profile.performance is not None
+    assert profile.performance["accuracy"] == pytest.approx(
+        float((frame["label"] == frame["prediction"]).mean())
+    )
+    restored = ReferenceProfile.from_bytes(profile.to_bytes())
+    assert restored.performance == profile.performance
+    catalog = ReferenceCatalog()
+    catalog.put(profile)
+    state = PartitionState(0, config(), catalog)
+    docs = events(500, seed=12)
+    state.on_predictions(messages(docs[:100]))
+    labels = [
+        {"event_id": d["event_id"], "model": "m", "label": "yes", "timestamp": d["timestamp"]}
+        for d in docs[:100]
+    ]
+    state.on_labels(messages(labels, topic=LABELS))
+    (result,) = state.on_predictions(messages(docs[100:], start=100)).results
+    performance = result.performance
+    assert performance is not None
+    assert performance["reference"] == dict(profile.performance)
+    assert performance["change"]["accuracy"] == pytest.approx(
+        performance["metrics"]["accuracy"] - profile.performance["accuracy"]
+    )
