@@ -366,7 +366,7 @@ class ModelConfig(Section):
     """One monitored model. Unset fields come from ``defaults``."""
 
     reference: Path | None = Field(
-        default=None, description="A profile or data file; else the references topic."
+        default=None, description="A reference profile file; else the references topic."
     )
     task: Literal["classification", "regression"] | None = None
     features: list[str] | None = None

@@ -1,4 +1,4 @@
-"""JSON Schema files of the event contract, for producers in any language.
+"""JSON Schema files of the event contract and the worker's outputs, for any language.
 
 ``python -m schemas.json_schema`` (``make schemas``) rewrites
 ``schemas/json/*.schema.json`` from the pydantic models; a test fails when
@@ -15,12 +15,15 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
+from schemas.outputs import DeadLetter, WindowResult
 
 SCHEMA_FOLDER = Path(__file__).parent / "json"
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "prediction_event": PredictionEvent,
     "prediction_batch": PredictionBatch,
     "label_event": LabelEvent,
+    "window_result": WindowResult,
+    "dead_letter": DeadLetter,
 }
 
 
