@@ -10,6 +10,7 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+import yaml
 from kafka.partitioner.default import murmur2
 
 from monitor.catalog import ReferenceCatalog
@@ -318,3 +319,16 @@ def test_two_workers_split_partitions_and_agree_with_one(
     assert seen[1]
     assert not seen[0] & seen[1]
     assert seen[0] | seen[1] >= set(models)
+
+
+def test_run_without_a_broker_starts_the_embedded_one_and_stops_cleanly(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    path, _ = write_config(tmp_path, broker)
+    document = yaml.safe_load(path.read_text())
+    del document["broker"]
+    path.write_text(yaml.safe_dump(document))
+    worker = start_worker(path, workers)
+    assert worker.wait_ready()["partitions"] == [0, 1]
+    assert "No broker configured: started the embedded development broker" in worker.log()
+    assert worker.stop() == 0
