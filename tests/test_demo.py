@@ -39,7 +39,9 @@ def test_demo_shows_healthy_windows_then_the_injected_drift_and_exits_cleanly() 
         "eta": {"distance_km", "traffic_index", "vehicle"},
     }
     flagged = [(model, set(d.split(", "))) for model, _, _, d in windows if d != "-"]
-    assert {model for model, _ in flagged} == set(expected)
-    for model, features in flagged:  # every drifted window names exactly the drifted features
-        assert features == expected[model]
+    for model, features in flagged:  # no healthy feature is ever flagged
+        assert features <= expected[model]
+    # once a window is fully past the drift, it names every drifted feature
+    # (the window straddling the drift start may flag only some)
+    assert {model for model, features in flagged if features == expected[model]} == set(expected)
     assert re.search(r"\d+ windows evaluated, [1-9]\d* with drift", output)
