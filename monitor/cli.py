@@ -288,8 +288,9 @@ def broker_address(settings: DriftstreamConfig, bootstrap: str | None) -> str:
         servers = "" if settings.broker.embedded else settings.broker.bootstrap_servers
     if not servers:
         raise DriftstreamError(
-            "no broker: pass --bootstrap HOST:PORT or set broker.url in the configuration "
-            "(this command does not start one; `driftstream broker` runs a development broker)"
+            "no broker: pass --bootstrap HOST:PORT (such as the address `driftstream run` or "
+            "`driftstream broker` printed) or set broker.url in the configuration; this "
+            "command does not start a broker"
         )
     return servers
 
