@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,19 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-DRIFTSTREAM = str(Path(sys.executable).parent / "driftstream")
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the console script, capturing output (bounded by a timeout)."""
-    return subprocess.run(
-        [DRIFTSTREAM, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"COLUMNS": "120", "PATH": "/usr/bin:/bin"},
-    )
+from tests.console import run
 
 
 @pytest.fixture(scope="module")

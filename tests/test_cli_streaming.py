@@ -15,7 +15,6 @@ import math
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -49,22 +48,9 @@ from schemas.decoding import EventLimits, decode_label, decode_prediction
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
 from schemas.outputs import window_result_key
 from tests.conftest import read_topic
+from tests.console import DRIFTSTREAM, ENVIRONMENT, run
 
-DRIFTSTREAM = str(Path(sys.executable).parent / "driftstream")
-ENV = {"COLUMNS": "120", "PATH": "/usr/bin:/bin"}
 TIMEOUT = 60.0
-
-
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the console script, capturing output (bounded by a timeout)."""
-    return subprocess.run(
-        [DRIFTSTREAM, *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env=ENV,
-    )
 
 
 def write_config(tmp_path: Path, broker: str, partitions: int = 2) -> tuple[Path, TopicsConfig]:
@@ -349,7 +335,7 @@ def test_tail_latest_follow_shows_only_new_records(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=ENVIRONMENT,
     )
     try:
         # New records keep coming until the tail has seen one and exits.
@@ -508,7 +494,7 @@ def test_broker_command_serves_clients_and_stops_on_sigint(tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=ENV,
+        env=ENVIRONMENT,
     )
     bootstrap = f"127.0.0.1:{port}"
     try:

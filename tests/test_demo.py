@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 
-from tests.worker_process import DRIFTSTREAM
+from tests.console import DRIFTSTREAM
 
 
 def test_demo_shows_healthy_windows_then_the_injected_drift_and_exits_cleanly() -> None:
     completed = subprocess.run(
         [
-            str(DRIFTSTREAM),
+            DRIFTSTREAM,
             "demo",
             "--no-live",
             "--duration",

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,8 +25,8 @@ from monitor.partition import InputMessage, PartitionState
 from monitor.reference import ReferenceProfile
 from schemas.outputs import reference_key
 from tests.conftest import read_all, read_topic
+from tests.console import DRIFTSTREAM
 
-DRIFTSTREAM = Path(sys.executable).parent / "driftstream"
 #: Loopback requests must not go through a proxy from the environment.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 T = TypeVar("T")
@@ -84,7 +83,7 @@ class WorkerProcess:
         """Start the process (environment overrides the web port)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(DRIFTSTREAM), "run", "--config", str(self.config_path)],
+                [DRIFTSTREAM, "run", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "DRIFTSTREAM_WORKER__WEB_PORT": str(self.port)},
