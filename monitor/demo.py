@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +34,7 @@ from monitor.broker import broker_for, free_port, port_is_free
 from monitor.config import DriftstreamConfig
 from monitor.reference import ReferenceProfile
 from monitor.simulation import DEMO_MODELS, ServingSimulator, reference_frame
+from monitor.stats.decision import DEFAULT_THRESHOLDS, EffectThresholds
 from monitor.topics import ensure_topics
 from schemas.outputs import reference_key
 
@@ -126,8 +127,19 @@ class Board:
         return table
 
 
-def main_score(feature: dict[str, Any]) -> tuple[str, str, str]:
-    """The headline test of a feature entry: KS D (numeric) or Cohen's w (categorical)."""
+def main_score(
+    feature: dict[str, Any], thresholds: Mapping[str, EffectThresholds] = DEFAULT_THRESHOLDS
+) -> tuple[str, str, str]:
+    """The headline test of a feature entry: KS D (numeric) or Cohen's w (categorical).
+
+    Returns the test name, its effect size (with the PSI) and the
+    warning / critical effect thresholds.
+
+    Examples
+    --------
+    >>> main_score({"kind": "numeric", "tests": {"ks": {"effect_size": 0.5}, "psi": {"value": 1}}})
+    ('ks', '0.500 (psi 1.000)', '0.1 / 0.2')
+    """
     name = "ks" if feature["kind"] == "numeric" else "chi2"
     test = feature["tests"].get(name) or {}
     effect = test.get("effect_size")
@@ -135,8 +147,9 @@ def main_score(feature: dict[str, Any]) -> tuple[str, str, str]:
     score = "-" if effect is None else f"{effect:.3f}"
     if psi is not None:
         score += f" (psi {psi:.3f})"
-    limits = {"ks": "0.1 / 0.2", "chi2": "0.3 / 0.5"}
-    return name, score, limits[name]
+    limits = thresholds.get(name, EffectThresholds())
+    shown = " / ".join("-" if v is None else f"{v:g}" for v in (limits.warning, limits.critical))
+    return name, score, shown
 
 
 def publish_references(bootstrap: str, config: DriftstreamConfig, seed: int) -> None:
