@@ -221,7 +221,8 @@ class WorkerConfig(Section):
         description="Snapshot sooner once this many messages are not yet covered by one.",
     )
     max_pending_labels: PositiveInt = Field(
-        default=100_000, description="Predictions per partition waiting for a label."
+        default=100_000,
+        description="Predictions of one model in one partition waiting for a label.",
     )
     session_timeout: Duration = Field(
         default=timedelta(seconds=10),

@@ -59,7 +59,7 @@ from schemas.outputs import (
 SNAPSHOT_MAGIC = b"DSPS"
 SNAPSHOT_VERSION = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Pending predictions kept per partition for the label join.
+#: Pending predictions kept per model and partition for the label join.
 DEFAULT_MAX_PENDING_LABELS = 100_000
 
 PredictionValue = bool | int | float | str | dict[str, float]
