@@ -395,7 +395,7 @@ async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPa
             return [TopicPartition(topic, p) for p in sorted(partitions)]
         if time.monotonic() > deadline:
             raise DriftstreamError(f"topic {topic} does not exist")
-        await consumer._client.force_metadata_update()
+        await consumer.topics()  # refreshes the cluster metadata
         await asyncio.sleep(0.2)
 
 
