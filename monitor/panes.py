@@ -273,7 +273,9 @@ class WindowAssembler:
         state = members[0].state
         for pane in members[1:]:
             state = state.merge(pane.state)
-        if len(members) == 1:
+        if len(members) == 1 and self.panes_per_window > 1:
+            # The lone pane still belongs to later windows: hand out a copy.
+            # A tumbling window's pane is dropped right after, so it goes as is.
             state = WindowState.from_bytes(state.to_bytes())
         firsts = [p.first_ms for p in members if p.first_ms is not None]
         lasts = [p.last_ms for p in members if p.last_ms is not None]

@@ -18,8 +18,6 @@ counted twice).
 
 from __future__ import annotations
 
-import json
-import struct
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ import pandas as pd
 from monitor.catalog import ReferenceCatalog
 from monitor.comparison import Comparator, Comparison
 from monitor.config import DriftstreamConfig
+from monitor.framing import frame, unframe
 from monitor.labels import LabelJoin, PendingPrediction, PerformanceWindow
 from monitor.panes import ClosedWindow, WindowAssembler
 from monitor.reference import ReferenceProfile
@@ -374,15 +373,7 @@ class PartitionState:
             try:
                 event = decode_prediction(message.value or b"", self.limits)
             except RejectedMessageError as rejected:
-                outputs.dead_letters.append(
-                    DeadLetter.for_message(
-                        message.value or b"",
-                        message.source,
-                        rejected.reason.value,
-                        rejected.detail,
-                    )
-                )
-                outputs.events["", "", rejected.reason.value] += 1
+                _reject_undecodable(message, rejected, outputs.dead_letters, outputs.events)
                 continue
             key = (event.model, event.model_version)
             rows = groups.get(key)
@@ -540,15 +531,7 @@ class PartitionState:
             try:
                 label = decode_label(message.value or b"", self.limits)
             except RejectedMessageError as rejected:
-                outputs.dead_letters.append(
-                    DeadLetter.for_message(
-                        message.value or b"",
-                        message.source,
-                        rejected.reason.value,
-                        rejected.detail,
-                    )
-                )
-                outputs.labels["", "", rejected.reason.value] += 1
+                _reject_undecodable(message, rejected, outputs.dead_letters, outputs.labels)
                 continue
             pending = self.join(label.model).match(label.event_id)
             if pending is None:
@@ -602,10 +585,8 @@ class PartitionState:
             "joins": {model: join.state() for model, join in self.joins.items()},
             "blob_sizes": [len(blob) for blob in blobs],
         }
-        # json, not orjson: random generator states hold 128-bit integers.
-        encoded = json.dumps(header_document, separators=(",", ":")).encode()
-        prefix = SNAPSHOT_MAGIC + struct.pack("<BI", SNAPSHOT_VERSION, len(encoded))
-        return prefix + encoded + b"".join(blobs)
+        # frame() encodes with json, not orjson: generator states hold 128-bit integers.
+        return frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, header_document, b"".join(blobs))
 
     @classmethod
     def restore(
@@ -616,16 +597,10 @@ class PartitionState:
         max_pending_labels: int = DEFAULT_MAX_PENDING_LABELS,
     ) -> PartitionState:
         """A state from :meth:`snapshot` bytes."""
-        if data[:4] != SNAPSHOT_MAGIC:
-            raise ValueError("not a driftstream partition snapshot")
-        version, size = struct.unpack_from("<BI", data, 4)
-        if version != SNAPSHOT_VERSION:
-            raise ValueError(f"unsupported partition snapshot version {version}")
-        start = 4 + struct.calcsize("<BI")
-        header = json.loads(data[start : start + size])
+        header, body = unframe(data, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, "partition snapshot")
         state = cls(header["partition"], config, catalog, max_pending_labels)
         state.offsets = dict(header["offsets"])
-        blobs = _split_blobs(data[start + size :], header["blob_sizes"])
+        blobs = _split_blobs(body, header["blob_sizes"])
         for entry in header["versions"]:
             monitor = state.version(entry["model"], entry["model_version"])
             monitor.performance = PerformanceWindow.restore(entry["performance"])
@@ -638,6 +613,19 @@ class PartitionState:
             model: LabelJoin.restore(join_state) for model, join_state in header["joins"].items()
         }
         return state
+
+
+def _reject_undecodable(
+    message: InputMessage,
+    rejected: RejectedMessageError,
+    dead_letters: list[DeadLetter],
+    counts: Counter[tuple[str, str, str]],
+) -> None:
+    """Dead-letter a message that did not decode (its model is unknown)."""
+    raw = message.value or b""
+    reason = rejected.reason.value
+    dead_letters.append(DeadLetter.for_message(raw, message.source, reason, rejected.detail))
+    counts["", "", reason] += 1
 
 
 def _split_blobs(data: bytes, sizes: Sequence[int]) -> Iterator[bytes]:

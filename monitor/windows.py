@@ -9,8 +9,6 @@ whatever the window's length.
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from monitor.framing import frame, unframe
 from monitor.reference import NumericProfile, ReferenceProfile
 from monitor.reservoir import Reservoir
 from monitor.stats.binning import bin_counts
@@ -246,25 +245,17 @@ class WindowState:
                 entry["categories"] = list(window.categories)
             header["features"].append(entry)
         header["arrays"] = [[str(a.dtype), int(a.size)] for a in arrays]
-        encoded = json.dumps(header, separators=(",", ":")).encode()
         body = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
-        prefix = WINDOW_STATE_MAGIC + struct.pack("<BI", WINDOW_STATE_VERSION, len(encoded))
-        return prefix + encoded + body
+        return frame(WINDOW_STATE_MAGIC, WINDOW_STATE_VERSION, header, body)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> WindowState:
         """Inverse of :meth:`to_bytes`."""
-        if data[:4] != WINDOW_STATE_MAGIC:
-            raise ValueError("not a driftstream window state")
-        version, header_size = struct.unpack_from("<BI", data, 4)
-        if version != WINDOW_STATE_VERSION:
-            raise ValueError(f"unsupported window state version {version}")
-        start = 4 + struct.calcsize("<BI")
-        header = json.loads(data[start : start + header_size])
-        offset = start + header_size
+        header, body = unframe(data, WINDOW_STATE_MAGIC, WINDOW_STATE_VERSION, "window state")
+        offset = 0
         arrays = []
         for dtype, size in header["arrays"]:
-            array = np.frombuffer(data, dtype=np.dtype(dtype), count=size, offset=offset)
+            array = np.frombuffer(body, dtype=np.dtype(dtype), count=size, offset=offset)
             arrays.append(array.copy())
             offset += array.nbytes
         pending = iter(arrays)
