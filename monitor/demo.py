@@ -32,11 +32,11 @@ from rich.text import Text
 
 from monitor.broker import broker_for, free_port, port_is_free
 from monitor.config import DriftstreamConfig
+from monitor.publishing import publish_reference
 from monitor.reference import ReferenceProfile
 from monitor.simulation import DEMO_MODELS, ServingSimulator, reference_frame
 from monitor.stats.decision import DEFAULT_THRESHOLDS, EffectThresholds
 from monitor.topics import ensure_topics
-from schemas.outputs import reference_key
 
 SEVERITY_STYLE = {
     "ok": "green",
@@ -154,20 +154,12 @@ def main_score(
 
 def publish_references(bootstrap: str, config: DriftstreamConfig, seed: int) -> None:
     """Reference profiles of every simulated model on the references topic."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    try:
-        for model in DEMO_MODELS.values():
-            frame = reference_frame(model, REFERENCE_ROWS, seed=seed).drop(columns=["label"])
-            profile = ReferenceProfile.from_frame(
-                frame, model=model.name, model_version=model.version, kinds=model.kinds
-            )
-            producer.send(
-                config.topics.references,
-                key=reference_key(profile.model, profile.model_version),
-                value=profile.to_bytes(),
-            ).get(30)
-    finally:
-        producer.close()
+    for model in DEMO_MODELS.values():
+        frame = reference_frame(model, REFERENCE_ROWS, seed=seed).drop(columns=["label"])
+        profile = ReferenceProfile.from_frame(
+            frame, model=model.name, model_version=model.version, kinds=model.kinds
+        )
+        publish_reference(bootstrap, {}, config.topics, profile)
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,13 +39,11 @@ def create_topic(bootstrap_servers: str, partitions: int = 1, prefix: str = "tes
     return name
 
 
-def read_topic(
-    bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0
-) -> list[ConsumerRecord]:
-    """Read ``expected`` records from every partition of ``topic``, from the start.
-
-    Polls with a timeout instead of sleeping; fails if fewer arrive in time.
-    """
+@contextmanager
+def consumer_from_start(
+    bootstrap_servers: str, topic: str
+) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
+    """A group-less consumer of every partition of ``topic``, at the start."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
         partitions = [
@@ -52,15 +51,26 @@ def read_topic(
         ]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
-        records: list[ConsumerRecord] = []
+        yield consumer, partitions
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0
+) -> list[ConsumerRecord]:
+    """Read ``expected`` records from every partition of ``topic``, from the start.
+
+    Polls with a timeout instead of sleeping; fails if fewer arrive in time.
+    """
+    records: list[ConsumerRecord] = []
+    with consumer_from_start(bootstrap_servers, topic) as (consumer, _):
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
-        assert len(records) >= expected, f"{len(records)} of {expected} records arrived"
-        return records
-    finally:
-        consumer.close()
+    assert len(records) >= expected, f"{len(records)} of {expected} records arrived"
+    return records
 
 
 def read_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> list[ConsumerRecord]:
@@ -69,27 +79,18 @@ def read_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> list[
     The high-water mark comes from fetch responses (the test broker answers
     end-offset requests wrongly).
     """
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        records: list[ConsumerRecord] = []
+    records: list[ConsumerRecord] = []
+    with consumer_from_start(bootstrap_servers, topic) as (consumer, partitions):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
                 records.extend(batch)
-            marks = [consumer.highwater(tp) for tp in partitions]
             if all(
-                mark is not None and consumer.position(tp) >= mark
-                for tp, mark in zip(partitions, marks, strict=True)
+                (mark := consumer.highwater(tp)) is not None and consumer.position(tp) >= mark
+                for tp in partitions
             ):
                 return records
-        raise AssertionError(f"could not read {topic} to its end in {timeout} s")
-    finally:
-        consumer.close()
+    raise AssertionError(f"could not read {topic} to its end in {timeout} s")
 
 
 @pytest.fixture

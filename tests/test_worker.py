@@ -16,6 +16,7 @@ from kafka.partitioner.default import murmur2
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
 from monitor.partition import PartitionState
+from monitor.publishing import publish_reference
 from monitor.reference import ReferenceProfile
 from monitor.simulation import CHURN, ServingSimulator, reference_frame
 from monitor.snapshots import latest_snapshot
@@ -24,7 +25,6 @@ from tests.worker_process import (
     WorkerProcess,
     expected_results,
     latest_results,
-    publish_reference,
     send,
     wait_for,
     write_config,
@@ -99,7 +99,7 @@ def test_drift_is_flagged_in_the_right_windows_with_labels_and_endpoints(
         model=CHURN.name,
         model_version=CHURN.version,
     )
-    publish_reference(broker, config.topics.references, profile)
+    publish_reference(broker, {}, config.topics, profile)
     worker = start_worker(path, workers)
     ready = worker.wait_ready()
     assert worker.get("/health") == (200, {"status": "alive"})
@@ -148,7 +148,7 @@ def test_malformed_input_is_dead_lettered_and_nothing_is_lost(
     tmp_path: Path, broker: str, workers: list[WorkerProcess]
 ) -> None:
     path, config = write_config(tmp_path, broker, limits={"max_message_bytes": 4096})
-    publish_reference(broker, config.topics.references, profile_for("m", "1"))
+    publish_reference(broker, {}, config.topics, profile_for("m", "1"))
     worker = start_worker(path, workers)
     worker.wait_ready()
     good = events(500)
@@ -188,7 +188,7 @@ def test_batch_messages_give_the_same_results_as_single_events(
 ) -> None:
     path, config = write_config(tmp_path, broker)
     for version in ("single", "batch"):
-        publish_reference(broker, config.topics.references, profile_for("m", version))
+        publish_reference(broker, {}, config.topics, profile_for("m", version))
     worker = start_worker(path, workers)
     worker.wait_ready()
     docs = events(1000, version="single")
@@ -226,7 +226,7 @@ def test_a_reference_published_mid_stream_is_picked_up(
     send(broker, config.topics.predictions, events(50))
     letters = read_topic(broker, config.topics.deadletter, 50)
     assert {orjson.loads(r.value)["reason"] for r in letters} == {"no_reference"}
-    publish_reference(broker, config.topics.references, profile_for("m", "1"))
+    publish_reference(broker, {}, config.topics, profile_for("m", "1"))
     wait_for(
         lambda: models_view(worker).get("m", {}).get("1", {}).get("reference"),
         30,
@@ -255,7 +255,7 @@ def test_kill_9_mid_window_loses_nothing_and_counts_nothing_twice(
 ) -> None:
     path, config = write_config(tmp_path, broker, partitions=1)
     profile = profile_for("m", "1")
-    publish_reference(broker, config.topics.references, profile)
+    publish_reference(broker, {}, config.topics, profile)
     first = start_worker(path, workers)
     first.wait_ready()
     send(broker, config.topics.predictions, events(1250))
@@ -296,7 +296,7 @@ def test_two_workers_split_partitions_and_agree_with_one(
     assert len(partitions) >= 2  # the models really spread over partitions
     profiles = [profile_for(m, "1", seed=i) for i, m in enumerate(models)]
     for profile in profiles:
-        publish_reference(broker, config.topics.references, profile)
+        publish_reference(broker, {}, config.topics, profile)
     one, two = start_worker(path, workers), start_worker(path, workers)
 
     def split() -> tuple[list[int], list[int]] | None:

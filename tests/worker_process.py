@@ -23,7 +23,6 @@ from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig, load_config
 from monitor.partition import InputMessage, PartitionState
 from monitor.reference import ReferenceProfile
-from schemas.outputs import reference_key
 from tests.conftest import read_all, read_topic
 from tests.console import DRIFTSTREAM
 
@@ -147,17 +146,6 @@ def send(bootstrap: str, topic: str, documents: list[Any], key: bytes | None = N
                 model = str(document.get("model", "m")).encode()
                 producer.send(topic, key=key or model, value=orjson.dumps(document))
         producer.flush(30)
-    finally:
-        producer.close()
-
-
-def publish_reference(bootstrap: str, topic: str, profile: ReferenceProfile) -> None:
-    """A profile on the references topic, as ``driftstream reference publish`` does."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    try:
-        producer.send(
-            topic, key=reference_key(profile.model, profile.model_version), value=profile.to_bytes()
-        ).get(30)
     finally:
         producer.close()
 
