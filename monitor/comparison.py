@@ -46,6 +46,7 @@ class FeatureComparison:
     tests: Mapping[str, TestResult]
     adjusted_p_values: Mapping[str, float | None]
     quality: Mapping[str, RateResult]
+    test_severities: Mapping[str, Severity]
     severity: Severity
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,6 +59,7 @@ class FeatureComparison:
                     result.effect_size if name == "wasserstein" else result.statistic
                 )
             entry["adjusted_p_value"] = finite_or_none(self.adjusted_p_values.get(name))
+            entry["severity"] = self.test_severities.get(name, self.severity).value
             tests[name] = entry
         return {
             "kind": self.kind.value,
@@ -150,15 +152,19 @@ class Comparator:
         for name in names:
             tests, quality = raw[name]
             feature = self.profile.features[name]
-            if enough[name]:
-                severity = worst(
-                    [
-                        self.policy.test_severity(t, adjusted[name].get(t), r.effect_size)
-                        for t, r in tests.items()
-                    ]
-                )
-            else:
-                severity = Severity.INSUFFICIENT_DATA
+            test_severities = (
+                {
+                    t: self.policy.test_severity(t, adjusted[name].get(t), r.effect_size)
+                    for t, r in tests.items()
+                }
+                if enough[name]
+                else {}
+            )
+            severity = (
+                worst(list(test_severities.values()))
+                if enough[name]
+                else Severity.INSUFFICIENT_DATA
+            )
             results[name] = FeatureComparison(
                 name=name,
                 kind=feature.kind,
@@ -167,6 +173,7 @@ class Comparator:
                 tests=tests,
                 adjusted_p_values=adjusted[name],
                 quality=quality,
+                test_severities=test_severities,
                 severity=severity,
             )
         return Comparison(

@@ -23,7 +23,7 @@ from pydantic import Field, computed_field
 
 from schemas.outputs import Output, WindowBounds
 
-AlertStatus = Literal["pending", "firing", "resolved"]
+AlertStatus = Literal["pending", "firing", "resolved", "cleared"]
 AlertKind = Literal[
     "feature_drift",
     "dataset_drift",
@@ -35,9 +35,7 @@ AlertKind = Literal[
 AlertSeverity = Literal["warning", "critical"]
 
 
-def alert_fingerprint(
-    rule: str, model: str, model_version: str | None, feature: str | None
-) -> str:
+def alert_fingerprint(rule: str, model: str, model_version: str | None, feature: str | None) -> str:
     """16 hex digits identifying one alert: SHA-256 of its rule, model, version and feature.
 
     Examples
@@ -74,7 +72,7 @@ class FeatureBreach(Output):
 
 
 class AlertEvent(Output):
-    """One transition of one alert: pending, firing or resolved.
+    """One transition of one alert: pending, firing, resolved or cleared (pending, never fired).
 
     ``window`` is the window that caused the transition (absent for
     ``no_events`` and ``stalled_windows`` rules, which are judged on the
