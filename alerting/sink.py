@@ -2,7 +2,7 @@
 
 A sink delivers one :class:`~schemas.alerts.AlertEvent` at a time and does
 its own retrying; it either returns how many attempts delivery took or
-raises :class:`DeliveryFailed` after its last attempt. The dispatcher gives
+raises :class:`DeliveryFailedError` after its last attempt. The dispatcher gives
 every sink its own queue, so a sink that is down delays only itself.
 """
 
@@ -13,7 +13,7 @@ from typing import Protocol
 from schemas.alerts import AlertEvent
 
 
-class DeliveryFailed(Exception):
+class DeliveryFailedError(Exception):
     """A delivery gave up after ``attempts`` attempts.
 
     The message names the sink's target and what went wrong (status code,
@@ -42,7 +42,7 @@ class Sink(Protocol):
 
         Raises
         ------
-        DeliveryFailed
+        DeliveryFailedError
             After the last attempt failed.
         """
         ...

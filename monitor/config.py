@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from alerting.config import AlertingConfig
 from monitor.config_types import Duration, Section
 from monitor.errors import DriftstreamError
 from monitor.stats.decision import (
@@ -128,6 +129,13 @@ class TopicsConfig(Section):
     deadletter: str = "driftstream.deadletter"
     references: str = "driftstream.references"
     state: str = "driftstream.state"
+    alerts: str = Field(
+        default="driftstream.alerts", description="Every alert transition (the audit log)."
+    )
+    alert_deadletter: str = Field(
+        default="driftstream.alerts.deadletter",
+        description="Alert deliveries that failed after their last attempt.",
+    )
     partitions: PositiveInt = Field(
         default=4, description="Partitions of the prediction and label topics when created."
     )
@@ -175,6 +183,22 @@ class WorkerConfig(Section):
     session_timeout: Duration = Field(
         default=timedelta(seconds=10),
         description="Consumer-group session timeout (a dead worker's partitions move after it).",
+    )
+
+
+class MetricsConfig(Section):
+    """The Prometheus endpoint (``/metrics``) every worker serves."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="Address to listen on (0.0.0.0: all).")
+    port: Annotated[int, Field(ge=1, le=65535)] = 9464
+    max_features_per_model: PositiveInt = Field(
+        default=100,
+        description="Features per model with their own series; the rest share feature=\"other\".",
+    )
+    version_ttl: Duration = Field(
+        default=timedelta(hours=1),
+        description="Series of a model version without events this long are removed.",
     )
 
 
@@ -337,6 +361,8 @@ class DriftstreamConfig(BaseSettings):
     topics: TopicsConfig = TopicsConfig()
     limits: LimitsConfig = LimitsConfig()
     worker: WorkerConfig = WorkerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    alerting: AlertingConfig = AlertingConfig()
     defaults: ModelDefaults = ModelDefaults()
     models: dict[str, ModelConfig] = Field(default_factory=dict)
 

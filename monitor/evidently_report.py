@@ -13,6 +13,7 @@ import pandas as pd
 from monitor.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.stats.decision import DriftPolicy
 from monitor.values import category_column, numeric_column
+from monitor.windows import NumericWindow, WindowState
 
 #: driftstream test name -> Evidently ``ValueDrift`` method (L-inf has none).
 EVIDENTLY_METHODS = {
@@ -45,6 +46,33 @@ def frame_from_profile(profile: ReferenceProfile) -> pd.DataFrame:
     for name, feature in profile.features.items():
         if isinstance(feature, NumericProfile):
             columns[name] = pd.Series(feature.sample, dtype=np.float64)
+        else:
+            labels = [*feature.categories, OTHER_CATEGORY]
+            columns[name] = pd.Series(np.repeat(labels, feature.counts), dtype=object)
+    return pd.DataFrame(columns)
+
+
+def frame_from_window(window: WindowState) -> pd.DataFrame:
+    """A DataFrame rebuilt from a window's state, for a report on that window.
+
+    Numeric columns hold the window's reservoir sample (every value up to
+    the sample cap, a uniform sample above it); categorical columns repeat
+    each category as often as the window counted it, values outside the
+    reference's categories as ``"__other__"``. Nulls are not kept.
+
+    Examples
+    --------
+    >>> source = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": ["a", "b", "a"]})
+    >>> window = WindowState.for_profile(ReferenceProfile.from_frame(source, "m", "1"))
+    >>> window.update_frame(pd.DataFrame({"x": [1.0, 2.0], "c": ["b", "z"]}))
+    >>> rebuilt = frame_from_window(window)
+    >>> sorted(rebuilt["x"]), sorted(rebuilt["c"])
+    ([1.0, 2.0], ['__other__', 'b'])
+    """
+    columns: dict[str, pd.Series] = {}
+    for name, feature in window.features.items():
+        if isinstance(feature, NumericWindow):
+            columns[name] = pd.Series(np.sort(feature.reservoir.values), dtype=np.float64)
         else:
             labels = [*feature.categories, OTHER_CATEGORY]
             columns[name] = pd.Series(np.repeat(labels, feature.counts), dtype=object)

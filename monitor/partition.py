@@ -18,6 +18,7 @@ counted twice).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from alerting.book import AlertBook
 from monitor.catalog import ReferenceCatalog
 from monitor.comparison import Comparator, Comparison
 from monitor.config import DriftstreamConfig
@@ -102,6 +104,9 @@ class Outputs:
     labels: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     skipped_windows: int = 0
     duplicates: int = 0
+    #: Seconds each window's comparison took (a stopwatch reading, never
+    #: used in a decision, so replays still give identical results).
+    evaluation_seconds: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,8 @@ class VersionMonitor:
         self.bootstrap: list[pd.DataFrame] = []
         self.performance = PerformanceWindow(settings.task)
         self.comparators: dict[str, Comparator] = {}
+        #: The last window compared (for alert reports); not part of snapshots.
+        self.last_window: ClosedWindow | None = None
 
     @property
     def bootstrap_rows(self) -> int:
@@ -327,6 +334,13 @@ class PartitionState:
         self.max_pending_labels = max_pending_labels
         self.joins: dict[str, LabelJoin] = {}
         self._settings: dict[str, ModelSettings] = {}
+        alerting = config.alerting
+        self.alerts = AlertBook(
+            alerting.rules,
+            config.policy_for,
+            alerting.links,
+            alerting.version_ttl.total_seconds(),
+        )
 
     def settings(self, model: str) -> ModelSettings:
         """A model's settings (computed once)."""
@@ -433,7 +447,10 @@ class PartitionState:
                 self.version(gone.model, gone.model_version).performance.add_unlabeled()
         outputs.skipped_windows += outcome.skipped_windows
         for window in outcome.closed:
+            started = time.perf_counter()
             result = self._evaluate(monitor, window)
+            outputs.evaluation_seconds.append(time.perf_counter() - started)
+            monitor.last_window = window
             if result is None:
                 outputs.skipped_windows += 1
             else:
@@ -583,6 +600,7 @@ class PartitionState:
             "offsets": self.offsets,
             "versions": versions,
             "joins": {model: join.state() for model, join in self.joins.items()},
+            "alerts": self.alerts.state(),
             "blob_sizes": [len(blob) for blob in blobs],
         }
         # frame() encodes with json, not orjson: generator states hold 128-bit integers.
@@ -612,6 +630,7 @@ class PartitionState:
         state.joins = {
             model: LabelJoin.restore(join_state) for model, join_state in header["joins"].items()
         }
+        state.alerts.restore(header["alerts"])
         return state
 
 

@@ -39,6 +39,8 @@ class TailTopic(StrEnum):
     RESULTS = "results"
     DEADLETTER = "deadletter"
     REFERENCES = "references"
+    ALERTS = "alerts"
+    ALERT_DEADLETTER = "alert_deadletter"
 
 
 @dataclass(frozen=True, slots=True)

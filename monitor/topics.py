@@ -35,7 +35,16 @@ from monitor.config import TopicsConfig
 from monitor.errors import DriftstreamError
 from schemas.decoding import MAX_MESSAGE_BYTES
 
-TopicRole = Literal["predictions", "labels", "state", "results", "deadletter", "references"]
+TopicRole = Literal[
+    "predictions",
+    "labels",
+    "state",
+    "results",
+    "deadletter",
+    "references",
+    "alerts",
+    "alert_deadletter",
+]
 #: Every role, in creation order.
 TOPIC_ROLES: tuple[TopicRole, ...] = get_args(TopicRole)
 #: Largest record on the input and dead-letter topics: a contract message of
@@ -60,7 +69,7 @@ class TopicSpec:
 def topic_specs(
     topics: TopicsConfig, roles: Collection[TopicRole] | None = None
 ) -> list[TopicSpec]:
-    """The topics of ``roles`` (default: all six) as configured.
+    """The topics of ``roles`` (default: all of them) as configured.
 
     Examples
     --------
@@ -72,6 +81,8 @@ def topic_specs(
     driftstream.results 2 compact
     driftstream.deadletter 2 delete
     driftstream.references 1 compact
+    driftstream.alerts 2 delete
+    driftstream.alerts.deadletter 2 delete
     """
     unknown = sorted(set(roles or ()) - set(TOPIC_ROLES))
     if unknown:
@@ -158,7 +169,7 @@ def ensure_topics(
     client_options
         Security settings, :meth:`monitor.config.BrokerConfig.client_options`.
     roles
-        Only these topics (default: all six).
+        Only these topics (default: all of them).
     timeout
         Seconds to reach the broker and for each admin request.
 

@@ -43,12 +43,20 @@ from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 from faust.web import Request, Response, View
 
+from alerting.audit import AuditLogSink, DriftLogSink
+from alerting.dispatch import Delivery, Dispatcher
+from alerting.sink import Sink
+from alerting.slack import SlackSink
+from alerting.webhooks import WebhookSink
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
 from monitor.errors import DriftstreamError
+from monitor.evidently_report import frame_from_profile, frame_from_window, write_evidently_report
+from monitor.metrics import DriftMetrics
 from monitor.partition import InputMessage, Outputs, PartitionState
 from monitor.reference import ReferenceProfile, is_profile_file
 from monitor.snapshots import latest_snapshot, snapshot_records
+from schemas.alerts import AlertDeadLetter, AlertEvent
 from schemas.outputs import parse_reference_key, reference_key
 
 logger = logging.getLogger("driftstream.worker")
@@ -57,6 +65,10 @@ logger = logging.getLogger("driftstream.worker")
 RECENT_RESULTS = 20
 #: Longest wait for a partition's snapshot or the references topic to be read.
 CATCH_UP_TIMEOUT = 60.0
+#: How often time-based alert rules, lag and reference ages are refreshed (seconds).
+TICK_SECONDS = 1.0
+#: Alert kinds whose firing transitions get an Evidently report.
+REPORTED_KINDS = ("feature_drift", "dataset_drift")
 
 
 class Pipeline:
@@ -91,6 +103,14 @@ class Pipeline:
         self.labels: Counter[tuple[str, str, str]] = Counter()
         self.dead_letters: Counter[str] = Counter()
         self.skipped_windows = 0
+        self.metrics = DriftMetrics(
+            config.metrics.max_features_per_model, config.metrics.version_ttl.total_seconds()
+        )
+        self.metrics_server: Any = None
+        self.external_sinks = external_sinks(config)
+        self.dispatcher: Dispatcher | None = None
+        #: Outbox entries handed to the dispatcher, by partition.
+        self.submitted: defaultdict[int, set[str]] = defaultdict(set)
 
     # -- start and stop -------------------------------------------------
 
@@ -118,10 +138,26 @@ class Pipeline:
             **self._aiokafka_options(),
         )
         await self.producer.start()
+        sinks: list[Sink] = [AuditLogSink(self._publish_alert), *self.external_sinks]
+        if self.config.alerting.drift_log is not None:
+            sinks.append(DriftLogSink(self.config.alerting.drift_log))
+        self.dispatcher = Dispatcher(sinks, self._delivered, self._publish_alert_dead_letter)
+        self.dispatcher.start()
+        if self.config.metrics.enabled:
+            self.metrics_server = self.metrics.serve(
+                self.config.metrics.host, self.config.metrics.port
+            )
         self.started.set()
 
     async def stop(self) -> None:
-        """Stop the producer."""
+        """Stop the sinks, the metrics server and the producer."""
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self.metrics_server is not None:
+            server, thread = self.metrics_server
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
         if self.producer is not None:
             await self.producer.stop()
 
@@ -209,7 +245,9 @@ class Pipeline:
                 generation,
                 state.offsets,
             )
+            state.alerts.resume(time.time())
         self.partitions[partition] = state
+        self._submit_outbox(partition, state)
         return state
 
     async def _read_snapshot(self, partition: int) -> tuple[int, bytes] | None:
@@ -260,6 +298,8 @@ class Pipeline:
         for event in self.unacked.pop(partition, []):
             event.ack()
         self.unsnapshotted_since.pop(partition, None)
+        # Only now are the outbox's transitions safe from a replay: deliver them.
+        self._submit_outbox(partition, state)
 
     async def snapshot_due(self) -> None:
         """Snapshot every partition whose oldest unsnapshotted message is old enough."""
@@ -294,7 +334,12 @@ class Pipeline:
                     for event in group
                 ]
                 outputs = state.on_labels(messages) if labels else state.on_predictions(messages)
+                now = time.time()
+                active = {(model, version) for model, version, _ in outputs.events if model}
+                transitions = state.alerts.observe(outputs.results, active, now)
+                await self._write_reports(state, transitions)
                 await self._publish(outputs)
+                self._count(outputs, transitions, now)
                 self.unacked[partition].extend(group)
                 self.unsnapshotted_since.setdefault(partition, time.monotonic())
                 if len(self.unacked[partition]) >= self.config.worker.snapshot_max_events:
@@ -329,10 +374,157 @@ class Pipeline:
                 if result.drifted_features
                 else "",
             )
+
+    def _count(self, outputs: Outputs, transitions: Sequence[AlertEvent], now: float) -> None:
         self.events.update(outputs.events)
         self.labels.update(outputs.labels)
         self.dead_letters.update(letter.reason for letter in outputs.dead_letters)
         self.skipped_windows += outputs.skipped_windows
+        metrics = self.metrics
+        metrics.processed(
+            outputs.events,
+            outputs.labels,
+            outputs.skipped_windows,
+            outputs.evaluation_seconds,
+            now,
+        )
+        for letter in outputs.dead_letters:
+            metrics.dead_letter(letter.reason)
+        for result in outputs.results:
+            metrics.window(result, now)
+        for event in transitions:
+            metrics.alert(event)
+            logger.warning("alert %s", event.summary)
+
+    # -- alerts -----------------------------------------------------------
+
+    def _submit_outbox(self, partition: int, state: PartitionState) -> None:
+        """Hand the partition's persisted, undelivered transitions to the sinks."""
+        if self.dispatcher is None:
+            return
+        submitted = self.submitted[partition]
+        for key, entry in state.alerts.outbox.items():
+            if key not in submitted:
+                submitted.add(key)
+                self.dispatcher.submit(partition, entry.event, entry.done)
+
+    def _delivered(self, delivery: Delivery) -> None:
+        """Record a finished delivery in the owning partition's book."""
+        self.metrics.delivery(delivery.sink, delivery.outcome, delivery.attempts)
+        state = self.partitions.get(delivery.owner)
+        if state is None or self.dispatcher is None:
+            return  # revoked: the new owner delivers what its snapshot still lists
+        key = delivery.event.idempotency_key
+        state.alerts.delivered(key, delivery.sink, self.dispatcher.required(delivery.event))
+        if key not in state.alerts.outbox:
+            self.submitted[delivery.owner].discard(key)
+        self._snapshot_soon(delivery.owner)
+
+    def _snapshot_soon(self, partition: int) -> None:
+        """Have the snapshot timer write this partition's state at its next run."""
+        interval = self.config.worker.snapshot_interval.total_seconds()
+        self.unsnapshotted_since.setdefault(partition, time.monotonic() - interval)
+
+    async def _publish_alert(self, key: bytes, value: bytes) -> None:
+        assert self.producer is not None
+        await self.producer.send_and_wait(self.config.topics.alerts, value=value, key=key)
+
+    async def _publish_alert_dead_letter(self, letter: AlertDeadLetter) -> None:
+        assert self.producer is not None
+        await self.producer.send_and_wait(
+            self.config.topics.alert_deadletter, value=letter.to_json(), key=letter.key()
+        )
+
+    async def _write_reports(
+        self, state: PartitionState, transitions: Sequence[AlertEvent]
+    ) -> None:
+        """Write an Evidently report for each firing drift alert whose window is at hand."""
+        folder = self.config.alerting.reports_dir
+        if folder is None:
+            return
+        for event in transitions:
+            if event.status != "firing" or event.kind not in REPORTED_KINDS:
+                continue
+            monitor = state.versions.get((event.model, event.model_version or ""))
+            window = monitor.last_window if monitor is not None else None
+            profile = self.catalog.get(window.profile_id) if window is not None else None
+            if window is None or profile is None or event.window is None:
+                continue
+            if window.window_id != event.window.id:
+                continue
+            path = (
+                folder / f"{event.model}-{event.model_version}-window{window.window_id}"
+                f"-{event.fingerprint}.html"
+            ).absolute()
+            features = [f.feature for f in event.features] or None
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                await asyncio.to_thread(
+                    write_evidently_report,
+                    frame_from_profile(profile),
+                    frame_from_window(window.state),
+                    profile,
+                    path,
+                    features,
+                    monitor.settings.policy if monitor is not None else None,
+                )
+            except Exception as error:  # a report is a convenience: never stop processing
+                logger.error("could not write the report %s: %s", path, error)
+                continue
+            url = self.config.alerting.report_url.format(path=path, name=path.name)
+            state.alerts.attach_link(event.idempotency_key, "report", url)
+
+    async def tick(self) -> None:
+        """Judge time-based rules; refresh lag, firing alerts, reference ages, queues."""
+        now = time.time()
+        firing: Counter[tuple[str, str]] = Counter()
+        for partition, state in list(self.partitions.items()):
+            async with self.locks[partition]:
+                transitions = state.alerts.tick(now)
+            for event in transitions:
+                self.metrics.alert(event)
+                logger.warning("alert %s", event.summary)
+            if transitions:
+                self._snapshot_soon(partition)
+            for alert in state.alerts.alerts.values():
+                if alert.status == "firing":
+                    firing[alert.rule, alert.model] += 1
+        self.metrics.firing_alerts(firing)
+        self.metrics.tick(now)
+        if self.dispatcher is not None:
+            for sink, depth in self.dispatcher.depths().items():
+                self.metrics.queued(sink, depth)
+
+    def consumer_lag(self, highwater: Any) -> None:
+        """Set lag gauges: high-water mark (from fetches) minus the next offset to process."""
+        lags: dict[tuple[str, int], int] = {}
+        for partition, state in self.partitions.items():
+            for topic, offset in state.offsets.items():
+                mark = highwater(TP(topic, partition))
+                if mark is not None:
+                    lags[topic, partition] = max(0, mark - offset)
+        self.metrics.consumer_lag(lags)
+
+    def alerts_summary(self) -> dict[str, Any]:
+        """Alerts that are pending or firing, and transitions not yet delivered everywhere."""
+        active = []
+        undelivered = 0
+        for state in self.partitions.values():
+            undelivered += len(state.alerts.outbox)
+            for fingerprint, alert in state.alerts.alerts.items():
+                if alert.status != "inactive":
+                    active.append(
+                        {
+                            "fingerprint": fingerprint,
+                            "rule": alert.rule,
+                            "model": alert.model,
+                            "model_version": alert.model_version,
+                            "feature": alert.feature,
+                            "status": alert.status,
+                            "severity": alert.severity,
+                        }
+                    )
+        return {"active": active, "undelivered": undelivered}
 
     def on_assigned(self, assigned: set[TP]) -> None:
         """Remember which partitions this worker owns."""
@@ -344,6 +536,10 @@ class Pipeline:
         """Forget revoked partitions: their next owner restores them from snapshots."""
         topics = {self.config.topics.predictions, self.config.topics.labels}
         for partition in {tp.partition for tp in revoked if tp.topic in topics}:
+            state = self.partitions.get(partition)
+            for model, model_version in state.versions if state is not None else ():
+                self.metrics.forget(model, model_version)
+            self.submitted.pop(partition, None)
             self.partitions.pop(partition, None)
             self.unacked.pop(partition, None)
             self.unsnapshotted_since.pop(partition, None)
@@ -480,7 +676,13 @@ def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust
     def on_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         pipeline.on_revoked(set(args[0]))
 
+    async def tick() -> None:
+        if pipeline.started.is_set():
+            await pipeline.tick()
+            pipeline.consumer_lag(app.consumer.highwater)
+
     app.task(start_pipeline)
+    app.timer(TICK_SECONDS)(tick)
     app.timer(max(0.1, worker.snapshot_interval.total_seconds() / 4))(snapshot_due)
     # mode's signal annotations accept no plain function (a typing bug upstream).
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
@@ -500,6 +702,10 @@ def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust
         }
         return web.json(body, status=200 if pipeline.ready else 503)
 
+    @app.page("/alerts")
+    async def alerts(web: View, request: Request) -> Response:
+        return web.json(pipeline.alerts_summary())
+
     @app.page("/models")
     async def models(web: View, request: Request) -> Response:
         return web.json(pipeline.models_summary())
@@ -512,6 +718,22 @@ def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust
         return web.json({"model": model, "versions": found})
 
     return app, pipeline
+
+
+def external_sinks(config: DriftstreamConfig) -> list[Sink]:
+    """The configured Slack and webhook sinks, secrets read now (fail at start-up)."""
+    sinks: list[Sink] = []
+    alerting = config.alerting
+    try:
+        for index, slack in enumerate(alerting.slack):
+            where = f"alerting.slack.{index}"
+            sinks.append(SlackSink(slack))
+        for index, webhook in enumerate(alerting.webhooks):
+            where = f"alerting.webhooks.{index}"
+            sinks.append(WebhookSink(webhook))
+    except ValueError as error:
+        raise DriftstreamError(f"{where}: {error}") from None
+    return sinks
 
 
 def _credentials(config: DriftstreamConfig) -> Any:

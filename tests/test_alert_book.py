@@ -40,8 +40,8 @@ def entry(
     }
 
 
-DRIFTED = {"psi": 0.4, "p": 1e-6, "ks": 0.25}
-MILD = {"psi": 0.15, "p": 1e-6, "ks": 0.05}
+DRIFTED: dict[str, Any] = {"psi": 0.4, "p": 1e-6, "ks": 0.25}
+MILD: dict[str, Any] = {"psi": 0.15, "p": 1e-6, "ks": 0.05}
 
 
 def window(
@@ -143,7 +143,7 @@ def test_min_severity_and_threshold_overrides_per_test_and_feature() -> None:
 
 def test_insignificant_and_small_windows_never_breach() -> None:
     alerts = book(rule(kind="feature_drift", name="drift", min_window_events=500))
-    noise = {"psi": 0.4, "p": 0.2, "ks": 0.3}  # large but not significant
+    noise: dict[str, Any] = {"psi": 0.4, "p": 0.2, "ks": 0.3}  # large but not significant
     assert alerts.observe([window(0, {"a": entry(**noise)})], [], 0.0) == []
     assert alerts.observe([drifted(1, n_events=499)], [], 0.0) == []
     insufficient = window(2, {"a": entry(**DRIFTED, severity="insufficient_data")})

@@ -43,7 +43,7 @@ from monitor.publishing import (
 )
 from monitor.reference import NumericProfile, ReferenceProfile
 from monitor.tailing import TailTopic, record_document
-from monitor.topics import ensure_topics, existing_topics, topic_specs
+from monitor.topics import TOPIC_ROLES, ensure_topics, existing_topics, topic_specs
 from schemas.decoding import EventLimits, decode_label, decode_prediction
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
 from schemas.outputs import window_result_key
@@ -56,8 +56,7 @@ TIMEOUT = 60.0
 def write_config(tmp_path: Path, broker: str, partitions: int = 2) -> tuple[Path, TopicsConfig]:
     """A config file pointing at ``broker`` with topic names unique to this test."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
-    roles = ("predictions", "labels", "results", "deadletter", "references", "state")
-    topics: dict[str, Any] = {role: f"{prefix}.{role}" for role in roles}
+    topics: dict[str, Any] = {role: f"{prefix}.{role}" for role in TOPIC_ROLES}
     topics["partitions"] = partitions
     path = tmp_path / "driftstream.yaml"
     path.write_text(yaml.safe_dump({"broker": {"url": f"kafka://{broker}"}, "topics": topics}))
@@ -467,6 +466,8 @@ def test_ensure_topics_creates_compacted_and_plain_topics_once(tmp_path: Path, b
         topics.results: 3,
         topics.deadletter: 3,
         topics.references: 1,
+        topics.alerts: 3,
+        topics.alert_deadletter: 3,
     }
     policies = {
         role: topic_configs(broker, name).get("cleanup.policy") for role, name in names.items()
@@ -478,6 +479,8 @@ def test_ensure_topics_creates_compacted_and_plain_topics_once(tmp_path: Path, b
         "results": "compact",
         "deadletter": "delete",
         "references": "compact",
+        "alerts": "delete",
+        "alert_deadletter": "delete",
     }
     assert int(topic_configs(broker, topics.predictions)["max.message.bytes"]) >= 4 * 1024 * 1024
 
@@ -708,7 +711,7 @@ def test_tail_documents_fall_back_to_base64_and_report_bad_profiles() -> None:
 
 
 def test_default_config_has_every_topic_role() -> None:
-    """topic_specs covers the six roles of the default configuration, names unique."""
+    """topic_specs covers every role of the default configuration, names unique."""
     specs = topic_specs(DriftstreamConfig().topics)
     assert [spec.role for spec in specs] == [
         "predictions",
@@ -717,5 +720,7 @@ def test_default_config_has_every_topic_role() -> None:
         "results",
         "deadletter",
         "references",
+        "alerts",
+        "alert_deadletter",
     ]
-    assert len({spec.name for spec in specs}) == 6
+    assert len({spec.name for spec in specs}) == 8

@@ -23,6 +23,7 @@ from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig, load_config
 from monitor.partition import InputMessage, PartitionState
 from monitor.reference import ReferenceProfile
+from monitor.topics import TOPIC_ROLES
 from tests.conftest import read_all, read_topic
 from tests.console import DRIFTSTREAM
 
@@ -49,11 +50,7 @@ def write_config(
     tag = uuid.uuid4().hex[:10]
     document: dict[str, Any] = {
         "broker": {"url": f"kafka://{bootstrap}"},
-        "topics": {
-            name: f"{name}-{tag}"
-            for name in ("predictions", "labels", "results", "deadletter", "references", "state")
-        }
-        | {"partitions": partitions},
+        "topics": {role: f"{role}-{tag}" for role in TOPIC_ROLES} | {"partitions": partitions},
         "worker": {
             "group_id": f"group-{tag}",
             "session_timeout": "6s",
@@ -76,16 +73,30 @@ class WorkerProcess:
         self.config_path = config_path
         self.log_path = log_path
         self.port = free_port()
+        self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        """Start the process (environment overrides the web port)."""
+        """Start the process (environment overrides the web and metrics ports).
+
+        Proxy variables are dropped: every endpoint a test worker talks to
+        (broker, fake Slack and webhook servers) is on the loopback.
+        """
+        environment = {
+            name: value
+            for name, value in os.environ.items()
+            if name.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+        }
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [DRIFTSTREAM, "run", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "DRIFTSTREAM_WORKER__WEB_PORT": str(self.port)},
+                env={
+                    **environment,
+                    "DRIFTSTREAM_WORKER__WEB_PORT": str(self.port),
+                    "DRIFTSTREAM_METRICS__PORT": str(self.metrics_port),
+                },
             )
         return self
 
