@@ -58,6 +58,10 @@ from monitor.config_types import Duration, Section
 from schemas.alerts import AlertEvent, AlertStatus
 
 logger = logging.getLogger("driftstream.alerting")
+# httpx logs every request's full URL at INFO (httpcore its details at DEBUG);
+# a webhook URL may carry a token in its query string, and logs must not.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 TIMESTAMP_HEADER = "X-Driftstream-Timestamp"
 SIGNATURE_HEADER = "X-Driftstream-Signature"

@@ -107,6 +107,8 @@ class Outputs:
     #: Seconds each window's comparison took (a stopwatch reading, never
     #: used in a decision, so replays still give identical results).
     evaluation_seconds: list[float] = field(default_factory=list)
+    #: The windows that closed, by (model, version, window id), for alert reports.
+    windows: dict[tuple[str, str, int], ClosedWindow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -258,8 +260,6 @@ class VersionMonitor:
         self.bootstrap: list[pd.DataFrame] = []
         self.performance = PerformanceWindow(settings.task)
         self.comparators: dict[str, Comparator] = {}
-        #: The last window compared (for alert reports); not part of snapshots.
-        self.last_window: ClosedWindow | None = None
 
     @property
     def bootstrap_rows(self) -> int:
@@ -450,7 +450,7 @@ class PartitionState:
             started = time.perf_counter()
             result = self._evaluate(monitor, window)
             outputs.evaluation_seconds.append(time.perf_counter() - started)
-            monitor.last_window = window
+            outputs.windows[monitor.model, monitor.model_version, window.window_id] = window
             if result is None:
                 outputs.skipped_windows += 1
             else:

@@ -337,7 +337,7 @@ class Pipeline:
                 now = time.time()
                 active = {(model, version) for model, version, _ in outputs.events if model}
                 transitions = state.alerts.observe(outputs.results, active, now)
-                await self._write_reports(state, transitions)
+                await self._write_reports(state, outputs, transitions)
                 await self._publish(outputs)
                 self._count(outputs, transitions, now)
                 self.unacked[partition].extend(group)
@@ -436,7 +436,7 @@ class Pipeline:
         )
 
     async def _write_reports(
-        self, state: PartitionState, transitions: Sequence[AlertEvent]
+        self, state: PartitionState, outputs: Outputs, transitions: Sequence[AlertEvent]
     ) -> None:
         """Write an Evidently report for each firing drift alert whose window is at hand."""
         folder = self.config.alerting.reports_dir
@@ -445,12 +445,13 @@ class Pipeline:
         for event in transitions:
             if event.status != "firing" or event.kind not in REPORTED_KINDS:
                 continue
-            monitor = state.versions.get((event.model, event.model_version or ""))
-            window = monitor.last_window if monitor is not None else None
-            profile = self.catalog.get(window.profile_id) if window is not None else None
-            if window is None or profile is None or event.window is None:
+            if event.window is None:
                 continue
-            if window.window_id != event.window.id:
+            version = (event.model, event.model_version or "")
+            window = outputs.windows.get((*version, event.window.id))
+            profile = self.catalog.get(window.profile_id) if window is not None else None
+            monitor = state.versions.get(version)
+            if window is None or profile is None:
                 continue
             path = (
                 folder / f"{event.model}-{event.model_version}-window{window.window_id}"
@@ -524,7 +525,13 @@ class Pipeline:
                             "severity": alert.severity,
                         }
                     )
-        return {"active": active, "undelivered": undelivered}
+        return {
+            "active": active,
+            "undelivered": undelivered,
+            # Partitions whose latest state (delivery records included) is not
+            # yet in a snapshot: a crash now would deliver those again.
+            "unsnapshotted_partitions": len(self.unsnapshotted_since),
+        }
 
     def on_assigned(self, assigned: set[TP]) -> None:
         """Remember which partitions this worker owns."""
