@@ -194,7 +194,7 @@ class MetricsConfig(Section):
     port: Annotated[int, Field(ge=1, le=65535)] = 9464
     max_features_per_model: PositiveInt = Field(
         default=100,
-        description="Features per model with their own series; the rest share feature=\"other\".",
+        description='Features per model with their own series; the rest share feature="other".',
     )
     version_ttl: Duration = Field(
         default=timedelta(hours=1),

@@ -108,7 +108,7 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
         wait_for(lambda: settled(worker), 60, "deliveries to settle")
 
         # Slack: exactly one firing and one resolved message per drifted feature.
-        announced = Counter()
+        announced: Counter[tuple[str, str]] = Counter()
         for request in slack.requests:
             assert request.path == "/services/T0/B0/SECRETPATH"
             text = slack_text(request)

@@ -54,7 +54,7 @@ def feature(psi: float, severity: str, null_rate: float = 0.0) -> dict[str, Any]
     }
 
 
-def result(version: str = "7", **features: dict[str, Any]) -> WindowResult:
+def result(features: dict[str, dict[str, Any]], version: str = "7") -> WindowResult:
     return WindowResult(
         model="churn",
         model_version=version,
@@ -78,7 +78,7 @@ def result(version: str = "7", **features: dict[str, Any]) -> WindowResult:
 def test_window_gauges_and_their_values() -> None:
     metrics = DriftMetrics()
     built = datetime(2026, 11, 23, tzinfo=UTC).timestamp()  # the result's reference built_at
-    metrics.window(result(a=feature(0.4, "critical", null_rate=0.1)), now=built + 3600)
+    metrics.window(result({"a": feature(0.4, "critical", null_rate=0.1)}), now=built + 3600)
     labels = {"model": "churn", "model_version": "7"}
     assert value(metrics, "driftstream_drift_statistic", **labels, feature="a", test="psi") == 0.4
     assert value(metrics, "driftstream_drift_severity", **labels, feature="a", test="psi") == 2
@@ -104,7 +104,7 @@ def test_features_over_the_cap_fold_into_other_with_the_worst_values() -> None:
         "c": feature(0.05, "ok"),
         "d": feature(0.30, "critical", null_rate=0.2),
     }
-    metrics.window(result(**features), now=0.0)
+    metrics.window(result(features), now=0.0)
     exported = {
         dict(labels)["feature"]
         for (name, labels), _ in samples(metrics).items()
@@ -121,9 +121,9 @@ def test_features_over_the_cap_fold_into_other_with_the_worst_values() -> None:
 def test_versions_without_events_lose_their_series_after_the_ttl() -> None:
     metrics = DriftMetrics(version_ttl=600.0)
     metrics.processed(Counter({("churn", "6", "processed"): 5}), Counter(), 0, [], now=0.0)
-    metrics.window(result("6", a=feature(0.4, "critical")), now=0.0)
+    metrics.window(result({"a": feature(0.4, "critical")}, "6"), now=0.0)
     metrics.processed(Counter({("churn", "7", "processed"): 5}), Counter(), 0, [], now=500.0)
-    metrics.window(result("7", a=feature(0.1, "ok")), now=500.0)
+    metrics.window(result({"a": feature(0.1, "ok")}, "7"), now=500.0)
     metrics.tick(now=700.0)
     versions = {
         dict(labels).get("model_version")
