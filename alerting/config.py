@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from alerting.book import check_link_template
 from alerting.rules import AnyRule, default_rules
+from alerting.secrets import SecretSource
 from alerting.slack import SlackSinkConfig
 from alerting.webhooks import WebhookSinkConfig
 from monitor.config_types import Duration, Section
@@ -58,6 +59,26 @@ class AlertingConfig(Section):
         default=timedelta(hours=24),
         description="A model version without events this long is forgotten; its alerts resolve.",
     )
+
+    def check_secrets(self) -> None:
+        """Read every sink secret once, so a missing one fails at start-up.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``alerting.slack.0.webhook_url: ...``) and
+            where the secret was looked for, never its value.
+        """
+        for section, sinks in (("slack", self.slack), ("webhooks", self.webhooks)):
+            for index, sink in enumerate(sinks):
+                for field, value in sink:
+                    if isinstance(value, SecretSource):
+                        try:
+                            value.read()
+                        except ValueError as error:
+                            raise ValueError(
+                                f"alerting.{section}.{index}.{field}: {error}"
+                            ) from None
 
     @field_validator("links")
     @classmethod

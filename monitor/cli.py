@@ -212,9 +212,18 @@ def report(
 def check_config(
     file: Annotated[Path, typer.Argument(help="The driftstream.yaml to check.")],
 ) -> None:
-    """Validate a configuration file and print the effective configuration."""
+    """Validate a configuration file (sink secrets included); print the effective configuration."""
     config = load_config(file)
+    check_secrets(config)
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+def check_secrets(config: DriftstreamConfig) -> None:
+    """Fail now, naming the field, if a sink secret cannot be read."""
+    try:
+        config.alerting.check_secrets()
+    except ValueError as error:
+        raise DriftstreamError(str(error)) from None
 
 
 @app.command()
@@ -227,6 +236,7 @@ def run(
 ) -> None:
     """Run a worker; with no broker configured, start the embedded one first."""
     settings = load_config(config)
+    check_secrets(settings)
     with broker_for(settings.broker, announce) as bootstrap:
         ensure_topics(bootstrap, settings.topics, settings.broker.client_options())
         run_worker(settings, bootstrap, log_level)
