@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.alerts import AlertDeadLetter, AlertEvent
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent
 from schemas.outputs import DeadLetter, WindowResult
 
@@ -24,10 +25,15 @@ CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     "label_event": LabelEvent,
     "window_result": WindowResult,
     "dead_letter": DeadLetter,
+    "alert": AlertEvent,
+    "alert_dead_letter": AlertDeadLetter,
 }
+#: What workers write: described as serialized (computed fields included,
+#: fields with defaults always present), not as accepted on input.
+OUTPUT_MODELS = frozenset({"window_result", "dead_letter", "alert", "alert_dead_letter"})
 
 
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+def json_schema(model: type[BaseModel], output: bool = False) -> dict[str, Any]:
     """The model's JSON Schema (draft 2020-12) with a prose-only description.
 
     Examples
@@ -35,7 +41,7 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     >>> json_schema(LabelEvent)["required"]
     ['event_id', 'model', 'label', 'timestamp']
     """
-    schema = model.model_json_schema()
+    schema = model.model_json_schema(mode="serialization" if output else "validation")
     summary = inspect.cleandoc(model.__doc__ or "").split("\n\n")[0]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -47,7 +53,10 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
 def rendered_schemas() -> dict[str, str]:
     """File name -> file content for every contract model."""
     return {
-        f"{name}.schema.json": json.dumps(json_schema(model), indent=2, sort_keys=True) + "\n"
+        f"{name}.schema.json": json.dumps(
+            json_schema(model, output=name in OUTPUT_MODELS), indent=2, sort_keys=True
+        )
+        + "\n"
         for name, model in CONTRACT_MODELS.items()
     }
 
