@@ -242,7 +242,12 @@ class ReferenceProfile:
         return cls.from_frame(read_table(path), model, model_version, **options)
 
     def to_bytes(self) -> bytes:
-        """Serialise to the versioned profile format (a zip: JSON + ``.npy``)."""
+        """Serialise to the versioned profile format (a zip: JSON + ``.npy``).
+
+        The bytes depend on the profile only (zip entries carry a fixed
+        date), so a profile's id (:func:`monitor.catalog.profile_id`) is the
+        same whenever and wherever it is serialised.
+        """
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             described = []
@@ -258,7 +263,7 @@ class ReferenceProfile:
                     sample_path = f"samples/{position}.npy"
                     array_buffer = io.BytesIO()
                     np.save(array_buffer, feature.sample, allow_pickle=False)
-                    archive.writestr(sample_path, array_buffer.getvalue())
+                    archive.writestr(_zip_entry(sample_path), array_buffer.getvalue())
                     entry |= {
                         "edges": feature.edges.tolist(),
                         "minimum": finite_or_none(feature.minimum),
@@ -283,7 +288,7 @@ class ReferenceProfile:
                 "performance": None if self.performance is None else dict(self.performance),
                 "features": described,
             }
-            archive.writestr("profile.json", json.dumps(header, indent=1))
+            archive.writestr(_zip_entry("profile.json"), json.dumps(header, indent=1))
         return buffer.getvalue()
 
     @classmethod
@@ -415,3 +420,10 @@ def _categorical_profile(
 
 def _float_or_nan(value: float | None) -> float:
     return float("nan") if value is None else float(value)
+
+
+def _zip_entry(name: str) -> zipfile.ZipInfo:
+    """A compressed zip entry dated 1980-01-01 (zip's epoch) instead of now."""
+    entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    return entry

@@ -558,3 +558,13 @@ def test_integer_column_labels_are_named_by_strings() -> None:
     profile = build(frame, kinds={0: FeatureKind.CATEGORICAL})
     assert list(profile.features) == ["0", "1"]
     assert profile.features["0"].kind is FeatureKind.CATEGORICAL
+
+
+def test_profile_bytes_do_not_depend_on_when_they_are_written() -> None:
+    """Zip entries carry a fixed date, so a profile's id is stable (no wall-clock in the bytes)."""
+    frame = pd.DataFrame({"x": np.arange(50, dtype=float), "c": ["a", "b"] * 25})
+    data = ReferenceProfile.from_frame(frame, "m", "1").to_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        dates = {entry.date_time for entry in archive.infolist()}
+    assert dates == {(1980, 1, 1, 0, 0, 0)}
+    assert ReferenceProfile.from_bytes(data).to_bytes() == data
