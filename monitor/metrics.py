@@ -254,16 +254,16 @@ class DriftMetrics:
         key = (model, version)
         self._last_seen[key] = now
         self.windows.labels(model, version, result.severity).inc()
-        self._set(key, self.window_severity, VERSION, SEVERITY_VALUE.get(result.severity, -1.0))
-        self._set(key, self.drifted, VERSION, float(len(result.drifted_features)))
-        self._set(key, self.window_events, VERSION, float(result.n_events))
-        self._set(key, self.window_closed, VERSION, now)
+        self._set(key, self.window_severity, (), SEVERITY_VALUE.get(result.severity, -1.0))
+        self._set(key, self.drifted, (), float(len(result.drifted_features)))
+        self._set(key, self.window_events, (), float(result.n_events))
+        self._set(key, self.window_closed, (), now)
         built = _timestamp(result.reference.built_at)
         if built is not None:
             self._built_at[key] = built
-            self._set(key, self.reference_age, VERSION, max(0.0, now - built))
+            self._set(key, self.reference_age, (), max(0.0, now - built))
         own, folded = self._split(model, list(result.features))
-        self._set(key, self.folded, VERSION, float(len(folded)))
+        self._set(key, self.folded, (), float(len(folded)))
         for name in own:
             self._feature(key, name, [result.features[name]])
         if folded:
@@ -272,7 +272,7 @@ class DriftMetrics:
             for test, values in (result.prediction.get("tests") or {}).items():
                 self._set(key, self.prediction_statistic, (test,), values.get("statistic"))
             severity = SEVERITY_VALUE.get(str(result.prediction.get("severity")))
-            self._set(key, self.prediction_severity, VERSION, severity)
+            self._set(key, self.prediction_severity, (), severity)
         self._performance(key, result.performance)
 
     def alert(self, event: AlertEvent) -> None:
@@ -281,8 +281,7 @@ class DriftMetrics:
 
     def firing_alerts(self, counts: Mapping[tuple[str, str], int]) -> None:
         """Set the firing gauge to ``counts`` by (rule, model), dropping stale series."""
-        current = {tuple(s.labels.values()) for m in self.firing.collect() for s in m.samples}
-        for labels in current - {(rule, model) for rule, model in counts}:
+        for labels in _label_sets(self.firing) - set(counts):
             self.firing.remove(*labels)
         for (rule, model), count in counts.items():
             self.firing.labels(rule, model).set(count)
@@ -298,8 +297,7 @@ class DriftMetrics:
 
     def consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """Set per-partition lag, dropping partitions no longer owned."""
-        current = {tuple(s.labels.values()) for m in self.lag.collect() for s in m.samples}
-        for labels in current - {(topic, str(p)) for topic, p in lags}:
+        for labels in _label_sets(self.lag) - {(topic, str(p)) for topic, p in lags}:
             self.lag.remove(*labels)
         for (topic, partition), lag in lags.items():
             self.lag.labels(topic, str(partition)).set(lag)
@@ -371,9 +369,9 @@ class DriftMetrics:
     def _performance(self, key: tuple[str, str], performance: dict[str, Any] | None) -> None:
         if not performance:
             return
-        self._set(key, self.label_coverage, VERSION, performance.get("label_coverage"))
+        self._set(key, self.label_coverage, (), performance.get("label_coverage"))
         delay = performance.get("label_delay_seconds") or {}
-        self._set(key, self.label_delay, VERSION, delay.get("mean"))
+        self._set(key, self.label_delay, (), delay.get("mean"))
         for metric, value in (performance.get("metrics") or {}).items():
             self._set(key, self.performance, (metric,), value)
         for metric, value in (performance.get("reference") or {}).items():
@@ -392,7 +390,7 @@ class DriftMetrics:
         ``None`` or a non-finite value removes the series: a missing number
         must not leave the previous window's value behind.
         """
-        labels = key + tuple(extra[2:] if extra == VERSION else extra)
+        labels = key + extra
         if value is None or not math.isfinite(value):
             if (gauge, labels) in self._series[key]:
                 gauge.remove(*labels)
