@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Self
+from typing import Self, overload
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
@@ -63,3 +63,33 @@ class SecretSource(BaseModel):
         if not value:
             raise ValueError(f"{self.describe()} is unset or empty")
         return SecretStr(value)
+
+
+@overload
+def read_secret(owner: str, field: str, source: SecretSource) -> str: ...
+@overload
+def read_secret(owner: str, field: str, source: None) -> None: ...
+@overload
+def read_secret(owner: str, field: str, source: SecretSource | None) -> str | None: ...
+def read_secret(owner: str, field: str, source: SecretSource | None) -> str | None:
+    """The secret's value (``None`` when not configured) for a sink being built.
+
+    Raises
+    ------
+    ValueError
+        ``"{owner}: {field}: ..."``, naming where the secret was looked for,
+        never its value.
+
+    Examples
+    --------
+    >>> read_secret("sink 'retrain'", "secret", SecretSource(env="DOC_UNSET"))
+    Traceback (most recent call last):
+    ...
+    ValueError: sink 'retrain': secret: environment variable DOC_UNSET is unset or empty
+    """
+    if source is None:
+        return None
+    try:
+        return source.read().get_secret_value()
+    except ValueError as error:
+        raise ValueError(f"{owner}: {field}: {error}") from None

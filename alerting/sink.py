@@ -8,6 +8,7 @@ every sink its own queue, so a sink that is down delays only itself.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from schemas.alerts import AlertEvent
@@ -50,3 +51,8 @@ class Sink(Protocol):
     async def close(self) -> None:
         """Release connections."""
         ...
+
+
+def wanted(event: AlertEvent, statuses: Collection[str], rules: Collection[str] | None) -> bool:
+    """Whether a sink configured with ``statuses`` and ``rules`` (``None``: all) takes ``event``."""
+    return event.status in statuses and (rules is None or event.rule in rules)

@@ -53,8 +53,8 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerting.secrets import SecretSource
-from alerting.sink import DeliveryFailedError
+from alerting.secrets import SecretSource, read_secret
+from alerting.sink import DeliveryFailedError, wanted
 from monitor.config_types import Duration, Section, format_duration
 from schemas.alerts import AlertEvent, AlertStatus, FeatureBreach, TestScore
 from schemas.outputs import WindowBounds
@@ -507,13 +507,6 @@ def _describe(error: aiohttp.ClientError | TimeoutError, timeout: timedelta) -> 
     return type(error).__name__
 
 
-def _read_secret(sink: str, field: str, source: SecretSource) -> str:
-    try:
-        return source.read().get_secret_value()
-    except ValueError as error:
-        raise ValueError(f"slack sink {sink!r}: {field}: {error}") from None
-
-
 class SlackSink:
     """Posts alert transitions to Slack (a :class:`~alerting.sink.Sink`).
 
@@ -527,10 +520,11 @@ class SlackSink:
         handlers = _retry_handlers(config)
         self._client: AsyncWebhookClient | AsyncWebClient
         self._post: Post
+        owner = f"slack sink {config.name!r}"
         if config.webhook_url is not None:
             self._target = f"Slack incoming webhook (from {config.webhook_url.describe()})"
             webhook = AsyncWebhookClient(
-                _read_secret(config.name, "webhook_url", config.webhook_url),
+                read_secret(owner, "webhook_url", config.webhook_url),
                 logger=_SDK_LOGGER,
                 retry_handlers=handlers,
             )
@@ -543,7 +537,7 @@ class SlackSink:
                 f"Slack chat.postMessage to {config.channel} (token from {config.token.describe()})"
             )
             web = AsyncWebClient(
-                token=_read_secret(config.name, "token", config.token),
+                token=read_secret(owner, "token", config.token),
                 base_url=config.base_url or AsyncWebClient.BASE_URL,
                 logger=_SDK_LOGGER,
                 retry_handlers=handlers,
@@ -561,9 +555,7 @@ class SlackSink:
 
     def accepts(self, event: AlertEvent) -> bool:
         """Whether ``event``'s status and rule are among those configured."""
-        return event.status in self.config.statuses and (
-            self.config.rules is None or event.rule in self.config.rules
-        )
+        return wanted(event, self.config.statuses, self.config.rules)
 
     async def deliver(self, event: AlertEvent) -> int:
         """Post ``event``; return the attempts (HTTP requests) made.

@@ -52,8 +52,8 @@ import httpx
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from alerting.secrets import SecretSource
-from alerting.sink import DeliveryFailedError
+from alerting.secrets import SecretSource, read_secret
+from alerting.sink import DeliveryFailedError, wanted
 from monitor.config_types import Duration, Section
 from schemas.alerts import AlertEvent, AlertStatus
 
@@ -398,15 +398,6 @@ class _Failure:
     retry_after: float | None = None
 
 
-def _read_secret(sink: str, field: str, source: SecretSource | None) -> str | None:
-    if source is None:
-        return None
-    try:
-        return source.read().get_secret_value()
-    except ValueError as error:
-        raise ValueError(f"webhook sink {sink!r}: {field}: {error}") from None
-
-
 class WebhookSink:
     """Delivers alert transitions by HTTP POST, retrying with backoff (a :class:`Sink`).
 
@@ -418,11 +409,12 @@ class WebhookSink:
         self.config = config
         # Jitter spreads the retries of many workers; it needs no cryptographic quality.
         self._rng = rng or random.Random()
-        secret = _read_secret(config.name, "secret", config.secret)
+        owner = f"webhook sink {config.name!r}"
+        secret = read_secret(owner, "secret", config.secret)
         self._secret = secret.encode() if secret is not None else None
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        token = _read_secret(config.name, "token", config.token)
-        password = _read_secret(config.name, "password", config.password)
+        token = read_secret(owner, "token", config.token)
+        password = read_secret(owner, "password", config.password)
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         elif password is not None:
@@ -445,9 +437,7 @@ class WebhookSink:
 
     def accepts(self, event: AlertEvent) -> bool:
         """Whether ``event``'s status and rule are among those configured."""
-        return event.status in self.config.statuses and (
-            self.config.rules is None or event.rule in self.config.rules
-        )
+        return wanted(event, self.config.statuses, self.config.rules)
 
     async def deliver(self, event: AlertEvent) -> int:
         """POST ``event`` until it is accepted; return the attempts made.
