@@ -107,14 +107,8 @@ class EmbeddedBroker:
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate the process (kill it if it does not exit in ``timeout``)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        if process is not None:
+            stop_process(process, timeout)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -127,6 +121,18 @@ class EmbeddedBroker:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
+    """Terminate ``process``; kill it if it has not exited within ``timeout`` seconds."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

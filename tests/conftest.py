@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -14,6 +15,9 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
 
 from monitor.broker import EmbeddedBroker
+
+if TYPE_CHECKING:
+    from tests.worker_process import WorkerProcess
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +101,12 @@ def read_all(bootstrap_servers: str, topic: str, timeout: float = 30.0) -> list[
 def broker_log(tmp_path: Path) -> Path:
     """Where a test's own broker writes its log."""
     return tmp_path / "broker.log"
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """Worker processes a test starts; all stopped at the end."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.stop()

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import yaml
 
-from monitor.broker import free_port
+from monitor.broker import free_port, stop_process
 
 #: Prometheus duration units, in seconds.
 _UNITS = {
@@ -209,18 +209,6 @@ def _wait_ready(
     raise RuntimeError(f"prometheus was not ready in {timeout} s; log tail:\n{_log_tail(log)}")
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Terminate the process; kill it if it does not exit within ``timeout``."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
-
-
 @contextmanager
 def running_prometheus(
     targets: Sequence[str], tmp_path: Path, scrape_interval: str = "1s"
@@ -287,4 +275,4 @@ def running_prometheus(
             _wait_ready(process, client, log, timeout=30.0)
             yield Prometheus(url, client)
     finally:
-        _stop(process)
+        stop_process(process, timeout=10.0)

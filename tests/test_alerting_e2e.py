@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +13,21 @@ import pytest
 
 from alerting.webhooks import verify_signature
 from monitor.publishing import publish_reference
-from monitor.reference import ReferenceProfile
-from monitor.simulation import CHURN, ServingSimulator, reference_frame
+from monitor.simulation import CHURN, ServingSimulator
 from tests.conftest import read_all
 from tests.http_recorder import RecordedRequest, Reply, recording_server
-from tests.worker_process import WorkerProcess, latest_results, send, wait_for, write_config
+from tests.worker_process import (
+    WorkerProcess,
+    churn_reference,
+    latest_results,
+    send,
+    start_worker,
+    wait_for,
+    write_config,
+)
 
 START_MS = 1_700_000_000_000
 SECRET = "hook-secret-0123"
-
-
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
 
 
 def slack_text(request: RecordedRequest) -> str:
@@ -79,14 +77,8 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
             "reports_dir": str(tmp_path / "reports"),
         }
         path, config = write_config(tmp_path, broker, alerting=alerting)
-        profile = ReferenceProfile.from_frame(
-            reference_frame(CHURN, 20_000, seed=0).drop(columns=["label"]),
-            model=CHURN.name,
-            model_version=CHURN.version,
-        )
-        publish_reference(broker, {}, config.topics, profile)
-        worker = WorkerProcess(path, tmp_path / "worker-0.log").start()
-        workers.append(worker)
+        publish_reference(broker, {}, config.topics, churn_reference())
+        worker = start_worker(path, workers)
         worker.wait_ready()
 
         simulator = ServingSimulator([CHURN], seed=3, drift_after_events=1000)
@@ -97,8 +89,7 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
         wait_for(lambda: settled(worker), 60, "deliveries to settle")
 
         worker.kill()
-        worker = WorkerProcess(path, tmp_path / "worker-1.log").start()
-        workers.append(worker)
+        worker = start_worker(path, workers)
         worker.wait_ready()
         still_drifting = simulator.predictions(500, START_MS + 2000 * 100, 100)
         healthy = ServingSimulator([CHURN], seed=4).predictions(1000, START_MS + 2500 * 100, 100)

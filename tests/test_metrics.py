@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,11 +13,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.metrics import DriftMetrics
 from monitor.publishing import publish_reference
-from monitor.reference import ReferenceProfile
-from monitor.simulation import CHURN, ServingSimulator, reference_frame
+from monitor.simulation import CHURN, ServingSimulator
 from schemas.outputs import ReferenceInfo, WindowBounds, WindowResult
 from tests.prometheus import Prometheus, running_prometheus
-from tests.worker_process import WorkerProcess, latest_results, send, write_config
+from tests.worker_process import (
+    WorkerProcess,
+    churn_reference,
+    latest_results,
+    send,
+    start_worker,
+    write_config,
+)
 
 START_MS = 1_700_000_000_000
 
@@ -155,14 +160,6 @@ def test_lag_firing_and_delivery_series() -> None:
     assert value(metrics, "driftstream_sink_attempts_total", sink="slack") == 3
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
 def single(prometheus: Prometheus, expression: str, expected: float) -> None:
     """Wait until ``expression`` has exactly one sample equal to ``expected``."""
     prometheus.wait_for(
@@ -184,15 +181,9 @@ def test_prometheus_scrapes_drift_gauges_and_counters_from_a_worker(
             ]
         },
     )
-    profile = ReferenceProfile.from_frame(
-        reference_frame(CHURN, 20_000, seed=0).drop(columns=["label"]),
-        model=CHURN.name,
-        model_version=CHURN.version,
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    publish_reference(broker, {}, config.topics, profile)
-    worker = WorkerProcess(path, tmp_path / "worker.log").start()
-    workers.append(worker)
+    built_at = datetime.now(UTC).isoformat(timespec="seconds")
+    publish_reference(broker, {}, config.topics, churn_reference(built_at))
+    worker = start_worker(path, workers)
     worker.wait_ready()
     simulator = ServingSimulator([CHURN], seed=3, drift_after_events=1000)
     drifted = simulator.drifted_features(CHURN.name)

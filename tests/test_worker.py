@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,35 +17,21 @@ from monitor.config import DriftstreamConfig
 from monitor.partition import PartitionState
 from monitor.publishing import publish_reference
 from monitor.reference import ReferenceProfile
-from monitor.simulation import CHURN, ServingSimulator, reference_frame
+from monitor.simulation import CHURN, ServingSimulator
 from monitor.snapshots import latest_snapshot
 from tests.conftest import read_all, read_topic
 from tests.worker_process import (
     WorkerProcess,
+    churn_reference,
     expected_results,
     latest_results,
     send,
+    start_worker,
     wait_for,
     write_config,
 )
 
 START_MS = 1_700_000_000_000
-
-
-@pytest.fixture
-def workers(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
-    """Worker processes a test starts; all stopped at the end."""
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.stop()
-
-
-def start_worker(config_path: Path, started: list[WorkerProcess]) -> WorkerProcess:
-    log = config_path.parent / f"worker-{len(started)}.log"
-    worker = WorkerProcess(config_path, log).start()
-    started.append(worker)
-    return worker
 
 
 def profile_for(model: str, version: str, seed: int = 0) -> ReferenceProfile:
@@ -94,11 +79,7 @@ def test_drift_is_flagged_in_the_right_windows_with_labels_and_endpoints(
 ) -> None:
     """Healthy windows stay ok; after the injected drift exactly the drifted features flag."""
     path, config = write_config(tmp_path, broker)
-    profile = ReferenceProfile.from_frame(
-        reference_frame(CHURN, 20_000, seed=0).drop(columns=["label"]),
-        model=CHURN.name,
-        model_version=CHURN.version,
-    )
+    profile = churn_reference()
     publish_reference(broker, {}, config.topics, profile)
     worker = start_worker(path, workers)
     ready = worker.wait_ready()

@@ -23,6 +23,7 @@ from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig, load_config
 from monitor.partition import InputMessage, PartitionState
 from monitor.reference import ReferenceProfile
+from monitor.simulation import CHURN, reference_frame
 from monitor.topics import TOPIC_ROLES
 from tests.conftest import read_all, read_topic
 from tests.console import DRIFTSTREAM
@@ -197,3 +198,21 @@ def expected_results(
         for result in state.on_predictions([message]).results:
             results[result.key()] = orjson.loads(result.to_json())
     return results
+
+
+def start_worker(config_path: Path, started: list[WorkerProcess]) -> WorkerProcess:
+    """Start a worker logging next to its config; ``started`` (the fixture) stops it."""
+    log = config_path.parent / f"worker-{len(started)}.log"
+    worker = WorkerProcess(config_path, log).start()
+    started.append(worker)
+    return worker
+
+
+def churn_reference(built_at: str | None = None) -> ReferenceProfile:
+    """The reference of the churn simulator's healthy traffic (20,000 rows)."""
+    return ReferenceProfile.from_frame(
+        reference_frame(CHURN, 20_000, seed=0).drop(columns=["label"]),
+        model=CHURN.name,
+        model_version=CHURN.version,
+        built_at=built_at,
+    )
