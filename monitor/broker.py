@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
+from monitor.child_process import spawn, stop_process
 from monitor.config import BrokerConfig
 from monitor.errors import DriftstreamError
 
@@ -82,33 +84,34 @@ class EmbeddedBroker:
             "--storage-engine",
             "memory://tansu/",
         ]
-        if self.log_path:
-            with open(self.log_path, "ab") as output:
-                self._process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-        else:
-            self._process = subprocess.Popen(
-                command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
+        self._process = spawn(command, self.log_path)
+        try:
+            self._wait_for_port(self._process, timeout)
+        except BaseException:  # including Ctrl-C while waiting: leave no broker behind
+            self.stop()
+            raise
+        return self.bootstrap_servers
+
+    def _wait_for_port(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise DriftstreamError(
-                    f"the embedded broker exited with code {self._process.returncode}"
+                    f"the embedded broker exited with code {process.returncode}"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
-                    return self.bootstrap_servers
+                    return
             except OSError:
                 time.sleep(0.02)  # the port opens ~60 ms after launch
-        self.stop()
         raise DriftstreamError(f"the embedded broker did not open port {self.port} in {timeout} s")
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Terminate the process (kill it if it does not exit in ``timeout``)."""
+    def stop(self, timeout: float = 5.0, hurry: threading.Event | None = None) -> None:
+        """Terminate the process (kill it after ``timeout`` or once ``hurry`` is set)."""
         process, self._process = self._process, None
         if process is not None:
-            stop_process(process, timeout)
+            stop_process(process, timeout, hurry)
 
     def __enter__(self) -> EmbeddedBroker:
         self.start()
@@ -121,18 +124,6 @@ class EmbeddedBroker:
         trace: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    """Terminate ``process``; kill it if it has not exited within ``timeout`` seconds."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout)
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -151,13 +142,15 @@ def broker_for(
     announce: Callable[[str], None],
     port: int | None = None,
     log_path: Path | None = None,
+    hurry: threading.Event | None = None,
 ) -> Iterator[str]:
     """The configured brokers, or an embedded one started for the duration.
 
     Yields ``host:port`` for Kafka clients. When no broker URL is configured,
     the embedded broker starts on ``port`` (default 9092 when free, else any
     free port) and ``announce`` is told where, so nobody mistakes it for a
-    real cluster.
+    real cluster. It stops last, when the caller is done with it (killed at
+    once when ``hurry`` is set).
     """
     if not broker.embedded:
         yield broker.bootstrap_servers
@@ -165,12 +158,12 @@ def broker_for(
     chosen = port or (PREFERRED_PORT if port_is_free(PREFERRED_PORT) else None)
     embedded = EmbeddedBroker(port=chosen, log_path=log_path)
     embedded.start()
-    announce(
-        "No broker configured: started the embedded development broker at "
-        f"kafka://{embedded.bootstrap_servers} (Tansu, memory storage: "
-        "everything is lost when it stops)."
-    )
     try:
+        announce(
+            "No broker configured: started the embedded development broker at "
+            f"kafka://{embedded.bootstrap_servers} (Tansu, memory storage: "
+            "everything is lost when it stops)."
+        )
         yield embedded.bootstrap_servers
     finally:
-        embedded.stop()
+        embedded.stop(hurry=hurry)

@@ -266,6 +266,7 @@ def demo(
             live=live,
         ),
         console,
+        Console(stderr=True),
     )
     console.print(
         f"{board.windows} windows evaluated, {board.drifted_windows} with drift.", style="bold"

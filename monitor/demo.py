@@ -5,23 +5,23 @@ simulated models (:mod:`monitor.simulation`), runs a worker as a child
 process (``driftstream run``), and plays a serving service that sends
 predictions and delayed labels in real time and injects a drift after a
 delay. It shows the latest window of every model as it closes, and stops
-cleanly on Ctrl-C (or after ``--duration``).
+cleanly, in order, on Ctrl-C or SIGTERM (or after ``--duration``).
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -31,11 +31,14 @@ from rich.table import Table
 from rich.text import Text
 
 from monitor.broker import broker_for, free_port, port_is_free
+from monitor.child_process import spawn, stop_process
 from monitor.config import DriftstreamConfig
+from monitor.errors import DriftstreamError
 from monitor.publishing import publish_reference
 from monitor.reference import ReferenceProfile
 from monitor.simulation import DEMO_MODELS, ServingSimulator, reference_frame
-from monitor.stats.decision import DEFAULT_THRESHOLDS, EffectThresholds
+from monitor.stats.decision import DEFAULT_THRESHOLDS
+from monitor.stop_requests import StopRequested, StopRequests
 from monitor.topics import ensure_topics
 
 SEVERITY_STYLE = {
@@ -47,6 +50,12 @@ SEVERITY_STYLE = {
 #: Reference rows per simulated model.
 REFERENCE_ROWS = 20_000
 TICK_SECONDS = 0.2
+#: Ports the demo's worker prefers (the configuration's defaults), when free.
+DEFAULT_WEB_PORT = 6066
+DEFAULT_METRICS_PORT = 9464
+#: Seconds the worker, then the simulated service's producer, get to stop.
+WORKER_STOP_SECONDS = 10.0
+TRAFFIC_STOP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,10 +70,11 @@ class DemoSettings:
     seed: int = 0
 
 
-def demo_config(window_events: int, web_port: int) -> DriftstreamConfig:
-    """Defaults with demo-sized windows and short snapshot intervals."""
+def demo_config(window_events: int, web_port: int, metrics_port: int) -> DriftstreamConfig:
+    """Defaults with demo-sized windows, the given ports and a quick group join."""
     return DriftstreamConfig(
         worker={"web_port": web_port, "session_timeout": "6s"},
+        metrics={"port": metrics_port},
         defaults={"window": {"size_events": window_events}},
     )
 
@@ -84,72 +94,79 @@ class Board:
         self.drifted_windows += bool(result["drifted_features"])
 
     def table(self) -> Table:
-        """One block of rows per model: its features' main scores and severities."""
-        table = Table(expand=False)
-        for header in ("model", "window", "feature", "test", "score", "threshold", "severity"):
+        """One row per model version, so three models fit a 24-line terminal.
+
+        The row shows the latest window's severity, its drifted features,
+        the feature closest to (or furthest past) its critical threshold,
+        the model output's severity and the performance on joined labels.
+        """
+        table = Table(expand=False, padding=(0, 1))
+        for header in ("model", "window", "severity", "drifted", "worst feature", "output"):
             table.add_column(header)
+        table.add_column("labels", overflow="fold")
         for (model, version), result in sorted(self.latest.items()):
             severity = result["severity"]
-            performance = result.get("performance") or {}
-            metrics = performance.get("metrics") or {}
-            shown = ", ".join(
-                f"{name} {value:.3f}" for name, value in metrics.items() if value is not None
-            )
-            coverage = performance.get("label_coverage")
-            summary = f"{result['n_events']} events" + (f", {shown}" if shown else "")
-            if coverage is not None:
-                summary += f", labels {coverage:.0%}"
+            drifted = ", ".join(result["drifted_features"])
+            worst = worst_feature(result["features"])
+            prediction = result.get("prediction") or {}
+            output = prediction.get("severity", "-")
             table.add_row(
                 Text(f"{model} v{version}", style="bold"),
-                str(result["window"]["id"]),
-                summary,
-                "",
-                "",
-                "",
+                f"{result['window']['id']} ({result['n_events']})",
                 Text(severity, style=SEVERITY_STYLE.get(severity, "")),
-                end_section=False,
+                Text(drifted or "-", style=SEVERITY_STYLE["critical"] if drifted else ""),
+                worst,
+                Text(output, style=SEVERITY_STYLE.get(output, "")),
+                performance_summary(result.get("performance")),
             )
-            features = dict(result["features"])
-            if result.get("prediction"):
-                features["(prediction)"] = result["prediction"]
-            for position, (name, feature) in enumerate(features.items()):
-                test, score, threshold = main_score(feature)
-                table.add_row(
-                    "",
-                    "",
-                    name,
-                    test,
-                    score,
-                    threshold,
-                    Text(feature["severity"], style=SEVERITY_STYLE.get(feature["severity"], "")),
-                    end_section=position == len(features) - 1,
-                )
         return table
 
 
-def main_score(
-    feature: dict[str, Any], thresholds: Mapping[str, EffectThresholds] = DEFAULT_THRESHOLDS
-) -> tuple[str, str, str]:
-    """The headline test of a feature entry: KS D (numeric) or Cohen's w (categorical).
-
-    Returns the test name, its effect size (with the PSI) and the
-    warning / critical effect thresholds.
+def worst_feature(features: Mapping[str, dict[str, Any]]) -> str:
+    """The feature whose headline score is largest relative to its critical threshold.
 
     Examples
     --------
-    >>> main_score({"kind": "numeric", "tests": {"ks": {"effect_size": 0.5}, "psi": {"value": 1}}})
-    ('ks', '0.500 (psi 1.000)', '0.1 / 0.2')
+    >>> worst_feature({
+    ...     "a": {"kind": "numeric", "tests": {"ks": {"effect_size": 0.05}}},
+    ...     "b": {"kind": "categorical", "tests": {"chi2": {"effect_size": 0.6}}},
+    ... })
+    'b: chi2 0.600 / 0.5'
+    >>> worst_feature({})
+    '-'
     """
-    name = "ks" if feature["kind"] == "numeric" else "chi2"
-    test = feature["tests"].get(name) or {}
-    effect = test.get("effect_size")
-    psi = (feature["tests"].get("psi") or {}).get("value")
-    score = "-" if effect is None else f"{effect:.3f}"
-    if psi is not None:
-        score += f" (psi {psi:.3f})"
-    limits = thresholds.get(name, EffectThresholds())
-    shown = " / ".join("-" if v is None else f"{v:g}" for v in (limits.warning, limits.critical))
-    return name, score, shown
+    best: tuple[float, str] | None = None
+    for name, feature in features.items():
+        test = "ks" if feature["kind"] == "numeric" else "chi2"
+        effect = (feature["tests"].get(test) or {}).get("effect_size")
+        critical = DEFAULT_THRESHOLDS[test].critical
+        if effect is None or not critical:
+            continue
+        shown = f"{name}: {test} {effect:.3f} / {critical:g}"
+        if best is None or effect / critical > best[0]:
+            best = (effect / critical, shown)
+    return "-" if best is None else best[1]
+
+
+def performance_summary(performance: Mapping[str, Any] | None) -> str:
+    """Metrics on joined labels and the label coverage, briefly.
+
+    Examples
+    --------
+    >>> performance_summary({"metrics": {"accuracy": 0.8123, "roc_auc": None},
+    ...                      "label_coverage": 0.9})
+    'accuracy 0.812, 90%'
+    >>> performance_summary(None)
+    '-'
+    """
+    if not performance:
+        return "-"
+    metrics = performance.get("metrics") or {}
+    shown = [f"{name} {value:.3f}" for name, value in metrics.items() if value is not None]
+    coverage = performance.get("label_coverage")
+    if coverage is not None:
+        shown.append(f"{coverage:.0%}")
+    return ", ".join(shown) or "-"
 
 
 def publish_references(bootstrap: str, config: DriftstreamConfig, seed: int) -> None:
@@ -162,9 +179,33 @@ def publish_references(bootstrap: str, config: DriftstreamConfig, seed: int) -> 
         publish_reference(bootstrap, {}, config.topics, profile)
 
 
+@dataclass
+class WorkerChild:
+    """The demo's ``driftstream run`` child process."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    web_port: int
+
+    def ready(self) -> bool:
+        """Whether its ``/ready`` endpoint answers 200; raise if the process died."""
+        if self.process.poll() is not None:
+            raise DriftstreamError(
+                f"the worker exited with code {self.process.returncode}; see {self.log_path}"
+            )
+        try:
+            with httpx.Client(trust_env=False, timeout=0.2) as client:
+                answer = client.get(f"http://127.0.0.1:{self.web_port}/ready")
+        except httpx.HTTPError:
+            return False
+        return answer.status_code == 200
+
+
 @contextmanager
-def worker_process(config: DriftstreamConfig, bootstrap: str, folder: Path) -> Iterator[Path]:
-    """``driftstream run`` as a child process; yields its log file."""
+def worker_process(
+    config: DriftstreamConfig, bootstrap: str, folder: Path, hurry: threading.Event
+) -> Iterator[WorkerChild]:
+    """``driftstream run`` as a child process, stopped (or killed) on the way out."""
     document = config.model_dump(mode="json", exclude={"broker"})
     document["broker"] = {"url": f"kafka://{bootstrap}"}
     config_path = folder / "driftstream-demo.yaml"
@@ -176,23 +217,12 @@ def worker_process(config: DriftstreamConfig, bootstrap: str, folder: Path) -> I
         "--config",
         str(config_path),
     ]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the demo, which stops the worker itself
-        )
+    process = spawn(command, log_path)
     try:
-        yield log_path
+        yield WorkerChild(process, log_path, config.worker.web_port)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+        # State is crash-safe, so a worker slow to stop may be killed.
+        stop_process(process, WORKER_STOP_SECONDS, hurry)
 
 
 def results_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
@@ -204,27 +234,52 @@ def results_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
     return consumer
 
 
-def run_demo(settings: DemoSettings, console: Console) -> Board:
-    """Run everything until Ctrl-C or ``settings.duration``; returns what was seen."""
-    web_port = 6066 if port_is_free(6066) else free_port()
-    config = demo_config(settings.window_events, web_port)
+def run_demo(settings: DemoSettings, console: Console, notices: Console) -> Board:
+    """Run everything until Ctrl-C, SIGTERM or ``settings.duration``; returns what was seen.
+
+    ``console`` shows the results, ``notices`` (stderr) what starts and
+    stops. Shutdown goes in order: the simulated traffic, the worker, then
+    the broker, each bounded in time; a second Ctrl-C (a second or more
+    after the first) kills what is still stopping.
+    """
     board = Board()
+    # each step has stopped what it started when StopRequested reaches here
+    with StopRequests() as stop, suppress(StopRequested):
+        _run_demo(settings, console, notices, board, stop.hurry)
+    notices.print("stopped: simulated service, worker and broker.", style="dim")
+    return board
+
+
+def _run_demo(
+    settings: DemoSettings,
+    console: Console,
+    notices: Console,
+    board: Board,
+    hurry: threading.Event,
+) -> None:
+    web_port = DEFAULT_WEB_PORT if port_is_free(DEFAULT_WEB_PORT) else free_port()
+    metrics_port = DEFAULT_METRICS_PORT if port_is_free(DEFAULT_METRICS_PORT) else free_port()
+    config = demo_config(settings.window_events, web_port, metrics_port)
+
+    def announce(message: str) -> None:
+        notices.print(message, style="dim")
+
     with (
         tempfile.TemporaryDirectory(prefix="driftstream-demo-") as folder,
-        broker_for(config.broker, lambda message: console.print(message, style="dim")) as bootstrap,
+        broker_for(config.broker, announce, hurry=hurry) as bootstrap,
     ):
         ensure_topics(bootstrap, config.topics, {})
         publish_references(bootstrap, config, settings.seed)
-        with worker_process(config, bootstrap, Path(folder)) as log_path:
-            console.print(
-                f"worker log: {log_path}; health: http://127.0.0.1:{web_port}/models",
-                style="dim",
+        with worker_process(config, bootstrap, Path(folder), hurry) as worker:
+            announce(
+                f"worker log: {worker.log_path}; health: http://127.0.0.1:{web_port}/models; "
+                f"metrics: http://127.0.0.1:{metrics_port}/metrics"
             )
             try:
-                serve(settings, config, bootstrap, board, console)
-            except KeyboardInterrupt:
-                console.print("stopping...", style="dim")
-    return board
+                serve(settings, config, bootstrap, board, console, worker)
+            except StopRequested:
+                announce("stopping: the simulated service, then the worker, then the broker...")
+                raise
 
 
 def serve(
@@ -233,6 +288,7 @@ def serve(
     bootstrap: str,
     board: Board,
     console: Console,
+    worker: WorkerChild,
 ) -> None:
     """The simulated serving service plus the live view of the results topic."""
     per_model = settings.events_per_second / len(DEMO_MODELS)
@@ -244,6 +300,7 @@ def serve(
     consumer = results_consumer(bootstrap, config.topics.results)
     started = time.monotonic()
     sent = 0
+    ready = False
     try:
         with (
             Live(board.table(), console=console, refresh_per_second=4, transient=False)
@@ -268,6 +325,7 @@ def serve(
                         key=label["model"].encode(),
                         value=orjson.dumps(label),
                     )
+                ready = ready or worker.ready()
                 for records in consumer.poll(timeout_ms=int(TICK_SECONDS * 1000)).values():
                     for record in records:
                         result = orjson.loads(record.value)
@@ -275,19 +333,40 @@ def serve(
                         if live is None:
                             console.print(result_line(result, elapsed))
                 if live is not None:
-                    live.update(
-                        Group(
-                            Text(
-                                f"{elapsed:5.0f} s  {sent} predictions sent; drift starts "
-                                f"at {settings.drift_after_seconds:.0f} s. Ctrl-C to stop.",
-                                style="dim",
-                            ),
-                            board.table(),
-                        )
-                    )
+                    status = status_line(settings, elapsed, sent, ready, board.windows)
+                    live.update(Group(Text(status, style="dim"), board.table()))
     finally:
-        producer.close(timeout=5)
+        producer.close(timeout=TRAFFIC_STOP_SECONDS)
         consumer.close()
+
+
+def status_line(
+    settings: DemoSettings, elapsed: float, sent: int, ready: bool, windows: int
+) -> str:
+    """What the demo is doing, above the table; says what it waits for before any window.
+
+    Examples
+    --------
+    >>> print(status_line(DemoSettings(), 3.2, 1900, ready=False, windows=0))
+    3 s  1900 predictions sent. Waiting for the worker to start: it joins its consumer
+    group and reads the references topic (10-20 s). Ctrl-C to stop.
+    >>> print(status_line(DemoSettings(), 30.0, 18000, ready=True, windows=12))
+    30 s  18000 predictions sent; drift started at 20 s. Ctrl-C to stop.
+    """
+    head = f"{elapsed:.0f} s  {sent} predictions sent"
+    if not windows and not ready:
+        return (
+            f"{head}. Waiting for the worker to start: it joins its consumer\n"
+            "group and reads the references topic (10-20 s). Ctrl-C to stop."
+        )
+    if not windows:
+        seconds = settings.window_events * len(DEMO_MODELS) / settings.events_per_second
+        return (
+            f"{head}. Worker ready; each model's first window closes after\n"
+            f"{settings.window_events} of its events (about {seconds:.1f} s). Ctrl-C to stop."
+        )
+    tense = "started" if elapsed >= settings.drift_after_seconds else "starts"
+    return f"{head}; drift {tense} at {settings.drift_after_seconds:.0f} s. Ctrl-C to stop."
 
 
 def result_line(result: dict[str, Any], elapsed: float) -> str:

@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import yaml
 
-from monitor.broker import free_port, stop_process
+from monitor.broker import free_port
+from monitor.child_process import stop_process
 
 #: Prometheus duration units, in seconds.
 _UNITS = {
