@@ -200,9 +200,7 @@ def in_turns(measures: Mapping[str, Measure], repeats: int = REPEATS) -> dict[st
 
 def compare(closed: Closed) -> None:
     """The comparisons ``PartitionState._evaluate`` runs on a closed window."""
-    closed.comparator.compare(closed.state, closed.names)
-    if closed.column is not None:
-        closed.comparator.compare(closed.state, [closed.column])
+    closed.comparator.compare(closed.state, closed.names, output=closed.column)
 
 
 def compare_all(windows: Sequence[Closed]) -> Callable[[], int]:
@@ -347,9 +345,7 @@ def closed_window(
     comparator = monitor.comparator(window.profile_id, profile)
     column = monitor.settings.prediction_column
     names = [
-        name
-        for name in (monitor.settings.features or profile.features)
-        if name in profile.features and name != column
+        name for name in (monitor.settings.features or profile.features) if name in profile.features
     ]
     last = result.window.last_event_time
     closed = Closed(

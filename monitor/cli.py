@@ -24,8 +24,8 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.broker import PREFERRED_PORT, EmbeddedBroker, broker_for, port_is_free
-from monitor.comparison import Comparator, Comparison
-from monitor.config import DriftstreamConfig, load_config
+from monitor.comparison import Comparator, Comparison, FeatureComparison
+from monitor.config import DriftstreamConfig, ModelDefaults, load_config, model_profile
 from monitor.demo import DemoSettings, run_demo
 from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, write_evidently_report
@@ -33,6 +33,7 @@ from monitor.publishing import Destination, publish_reference, read_events, send
 from monitor.reference import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_N_BINS,
+    DEFAULT_PREDICTION_COLUMN,
     DEFAULT_SAMPLE_CAP,
     ReferenceProfile,
     is_profile_file,
@@ -41,7 +42,7 @@ from monitor.stats.decision import Correction, DriftPolicy, Severity
 from monitor.stats.performance import Task
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
-from monitor.tailing import TailTopic, tail_topic
+from monitor.tailing import TailTopic, of_model, printed_form, tail_topic
 from monitor.topics import ensure_topics, topic_specs
 from monitor.values import FeatureKind
 from monitor.windows import WindowState
@@ -65,6 +66,15 @@ SEVERITY_STYLE = {
     Severity.CRITICAL: "bold red",
     Severity.INSUFFICIENT_DATA: "dim",
 }
+
+
+PredictionColumnOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Column of the model's output, compared apart from the features "
+        "(default: the one the reference was built with; prediction for a data file)."
+    ),
+]
 
 
 class FailOn(StrEnum):
@@ -124,8 +134,12 @@ def reference_build(
         typer.Option(help="Column of true labels: records the model's reference performance."),
     ] = None,
     prediction_column: Annotated[
-        str, typer.Option(help="Column of the model's predictions (profiled for output drift).")
-    ] = "prediction",
+        str,
+        typer.Option(
+            help="Column of the model's predictions (profiled for output drift, "
+            "kept apart from the features)."
+        ),
+    ] = DEFAULT_PREDICTION_COLUMN,
     task: Annotated[
         str | None, typer.Option(help="classification or regression (default: inferred).")
     ] = None,
@@ -150,10 +164,12 @@ def reference_build(
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     profile.save(out)
-    kinds = [f.kind.value for f in profile.features.values()]
+    output = profile.features.get(profile.prediction_column)
+    kinds = [f.kind.value for f in profile.features.values() if f is not output]
     typer.echo(
         f"wrote {out}: {profile.model} {profile.model_version}, {profile.n_rows} rows, "
         f"{kinds.count('numeric')} numeric and {kinds.count('categorical')} categorical features"
+        + (f" and the model output {output.name} ({output.kind.value})" if output else "")
     )
 
 
@@ -173,12 +189,15 @@ def compare(
     ] = DriftPolicy.min_samples,
     fail_on: Annotated[
         FailOn | None,
-        typer.Option(help="Exit 1 when any feature reaches this severity."),
+        typer.Option(help="Exit 1 when any feature (not the model output) reaches this severity."),
     ] = None,
+    prediction_column: PredictionColumnOption = None,
 ) -> None:
-    """Compare a data file with a reference and print per-feature drift."""
+    """Compare a data file with a reference and print per-feature and model-output drift."""
     policy = DriftPolicy(alpha=alpha, correction=correction, min_samples=min_samples)
-    comparison = run_comparison(reference, current, split_names(features), policy)
+    comparison = run_comparison(
+        reference, current, split_names(features), policy, prediction_column
+    )
     if as_json:
         typer.echo(json.dumps(comparison.to_dict(), indent=2, allow_nan=False))
     else:
@@ -196,14 +215,18 @@ def report(
     current: Annotated[Path, typer.Option(help="Current window: a data file.")],
     out: Annotated[Path, typer.Option(help="HTML file to write.")],
     features: Annotated[str | None, typer.Option(help="Features to include, a,b.")] = None,
+    prediction_column: PredictionColumnOption = None,
 ) -> None:
-    """Write an Evidently HTML report of reference vs current."""
-    profile, reference_frame = read_reference(reference)
+    """Write an Evidently HTML report of reference vs current (the model output last)."""
+    profile, reference_frame = read_reference(reference, prediction_column)
     if reference_frame is None:
         reference_frame = frame_from_profile(profile)
     current_frame = read_table(current)
     names = checked_features(profile, current_frame, split_names(features))
-    write_evidently_report(reference_frame, current_frame, profile, out, names)
+    output = compared_output(profile, current_frame)
+    write_evidently_report(
+        reference_frame, current_frame, profile, out, names + ([output] if output else [])
+    )
     typer.echo(f"wrote {out}")
 
 
@@ -212,10 +235,81 @@ def report(
 def check_config(
     file: Annotated[Path, typer.Argument(help="The driftstream.yaml to check.")],
 ) -> None:
-    """Validate a configuration file (sink secrets included); print the effective configuration."""
+    """Validate a configuration file (sink secrets and reference files included).
+
+    Prints the effective configuration.
+    """
     config = load_config(file)
     check_secrets(config)
+    config.load_references()
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
+
+
+INIT_TEMPLATE = """\
+# driftstream configuration, written by `driftstream init`. Fields left out keep
+# their defaults (driftstream.example.yaml lists every field); DRIFTSTREAM_*
+# environment variables override any field. The effective configuration:
+#   driftstream check-config {out}
+broker:
+  url: ""    # empty: start the embedded development broker; or kafka://HOST:9092
+models:
+  # A model, by the name its events carry, and its reference profile (read at
+  # start-up; a relative path is relative to the working directory).
+  {model}:
+    reference: {reference}
+    window:
+      size_events: {size_events}  # compare every {size_events} events of a version; or duration: 5m
+      min_samples: {min_samples}   # a feature with fewer values in a window: insufficient_data
+"""
+
+
+@app.command()
+@clear_errors
+def init(
+    model: Annotated[str, typer.Option(help="The model's name, as its events carry it.")],
+    reference: Annotated[
+        Path, typer.Option(help="Its reference profile (from `driftstream reference build`).")
+    ],
+    out: Annotated[Path, typer.Option(help="The file to write.")] = Path("driftstream.yaml"),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a minimal, commented driftstream.yaml that monitors one model."""
+    try:
+        model_profile(reference, model)
+    except DriftstreamError as error:
+        raise DriftstreamError(f"--reference {error}") from None
+    window = ModelDefaults().window
+    text = INIT_TEMPLATE.format(
+        out=out,
+        model=yaml_scalar(model),
+        reference=yaml_scalar(str(reference)),
+        size_events=window.size_events,
+        min_samples=window.min_samples,
+    )
+    try:
+        # Mode "x" refuses an existing file without a check-then-write race.
+        with out.open("w" if force else "x") as file:
+            file.write(text)
+    except FileExistsError:
+        raise DriftstreamError(f"{out} already exists; --force overwrites it") from None
+    except OSError as error:
+        raise DriftstreamError(f"{out}: {error.strerror}") from None
+    typer.echo(f"wrote {out}: model {model}, reference {reference}")
+
+
+def yaml_scalar(text: str) -> str:
+    """``text`` for a YAML document: as it is when it reads back as itself, else quoted.
+
+    Examples
+    --------
+    >>> yaml_scalar("churn"), yaml_scalar("a: b"), yaml_scalar("yes")
+    ('churn', '"a: b"', '"yes"')
+    """
+    try:
+        plain = yaml.safe_load(f"{text}: {text}") == {text: text}
+    except yaml.YAMLError:
+        plain = False
+    return text if plain else json.dumps(text)
 
 
 def check_secrets(config: DriftstreamConfig) -> None:
@@ -237,6 +331,9 @@ def run(
     """Run a worker; with no broker configured, start the embedded one first."""
     settings = load_config(config)
     check_secrets(settings)
+    # The worker loads them again when it starts; reading them here first
+    # makes a bad file fail before a broker or a Kafka client starts.
+    settings.load_references()
     with broker_for(settings.broker, announce) as bootstrap:
         ensure_topics(bootstrap, settings.topics, settings.broker.client_options())
         run_worker(settings, bootstrap, log_level)
@@ -426,23 +523,36 @@ def tail(
     follow: Annotated[
         bool, typer.Option("--follow", help="Keep printing new records until Ctrl-C.")
     ] = False,
+    envelope: Annotated[
+        bool,
+        typer.Option("--envelope", help="Print partition, offset and key around each value."),
+    ] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Only records whose value names this model.")
+    ] = None,
 ) -> None:
-    """Print the records of the results, dead-letter or references topic, one JSON per line.
+    """Print the records of an output topic, one JSON document per line.
 
-    Without --follow it stops once caught up with every partition; exit
-    status 1 if that does not happen within the timeout.
+    Records come partition by partition as fetched: a model's results sit
+    in one partition, in window order; models interleave. Without --follow
+    it stops once caught up with every partition; exit status 1 if that
+    does not happen within the timeout.
     """
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     topic: str = getattr(settings.topics, which.value)
     limit = timeout if timeout is not None else (None if follow else TAIL_TIMEOUT)
+
+    def emit(document: dict[str, Any]) -> bool:
+        return of_model(document, model) and print_json_line(printed_form(document, envelope))
+
     try:
         outcome = tail_topic(
             servers,
             settings.broker.client_options(),
             topic,
             which,
-            print_json_line,
+            emit,
             from_beginning=from_beginning,
             max_records=max_records,
             timeout=limit,
@@ -462,9 +572,10 @@ def tail(
         raise typer.Exit(1)
 
 
-def print_json_line(document: dict[str, Any]) -> None:
-    """One JSON document on one stdout line."""
+def print_json_line(document: Any) -> bool:
+    """One JSON document on one stdout line; True (it was printed)."""
     typer.echo(orjson.dumps(document).decode())
+    return True
 
 
 @reference_app.command("publish")
@@ -510,17 +621,28 @@ def kind_overrides(categorical: str | None, numeric: str | None) -> dict[str, Fe
     return kinds | dict.fromkeys(as_numeric, FeatureKind.NUMERIC)
 
 
-def read_reference(path: Path) -> tuple[ReferenceProfile, pd.DataFrame | None]:
+def read_reference(
+    path: Path, prediction_column: str | None = None
+) -> tuple[ReferenceProfile, pd.DataFrame | None]:
     """The reference profile, and the reference data when ``path`` is a data file.
 
     From a data file the profile keeps every value (exact KS); a saved
     profile comes with no data (see :func:`frame_from_profile`).
+    ``prediction_column`` replaces the model-output column the profile was
+    built with (a data file's is ``prediction`` otherwise).
     """
     if is_profile_file(path):
-        return ReferenceProfile.load(path), None
+        profile = ReferenceProfile.load(path)
+        if prediction_column is not None:
+            profile = dataclasses.replace(profile, prediction_column=prediction_column)
+        return profile, None
     frame = read_table(path)
     profile = ReferenceProfile.from_frame(
-        frame, model=path.stem, model_version="adhoc", sample_cap=max(len(frame), 1)
+        frame,
+        model=path.stem,
+        model_version="adhoc",
+        sample_cap=max(len(frame), 1),
+        prediction_column=prediction_column or DEFAULT_PREDICTION_COLUMN,
     )
     return profile, frame
 
@@ -528,8 +650,11 @@ def read_reference(path: Path) -> tuple[ReferenceProfile, pd.DataFrame | None]:
 def checked_features(
     profile: ReferenceProfile, current: pd.DataFrame, wanted: list[str] | None
 ) -> list[str]:
-    """The features to compare; every one must be in the reference and the data."""
-    names = wanted or list(profile.features)
+    """The features to compare; every one must be in the reference and the data.
+
+    The model output is never one of them (see :func:`compared_output`).
+    """
+    names = [name for name in wanted or profile.features if name != profile.prediction_column]
     not_in_reference = [n for n in names if n not in profile.features]
     if not_in_reference:
         raise DriftstreamError(
@@ -543,16 +668,30 @@ def checked_features(
     return names
 
 
+def compared_output(profile: ReferenceProfile, current: pd.DataFrame) -> str | None:
+    """The model-output column, when both the reference and the current data have it."""
+    column = profile.prediction_column
+    return column if column in profile.features and column in current.columns else None
+
+
 def run_comparison(
-    reference: Path, current: Path, features: list[str] | None, policy: DriftPolicy
+    reference: Path,
+    current: Path,
+    features: list[str] | None,
+    policy: DriftPolicy,
+    prediction_column: str | None = None,
 ) -> Comparison:
-    """Profile (or load) the reference, window the current file, compare."""
-    profile, _ = read_reference(reference)
+    """Profile (or load) the reference, window the current file, compare.
+
+    The model output is compared apart from the features, as the worker
+    compares it (:meth:`Comparator.compare` with ``output``).
+    """
+    profile, _ = read_reference(reference, prediction_column)
     frame = read_table(current)
     names = checked_features(profile, frame, features)
     window = WindowState.for_profile(profile, sample_cap=max(len(frame), 1))
     window.update_frame(frame)
-    return Comparator(profile, policy).compare(window, names)
+    return Comparator(profile, policy).compare(window, names, compared_output(profile, frame))
 
 
 def comparison_table(comparison: Comparison) -> Table:
@@ -560,11 +699,15 @@ def comparison_table(comparison: Comparison) -> Table:
 
     ``test`` shows KS D (numeric) or chi-square w (categorical) with its
     adjusted p-value; ``psi`` shows the PSI and its calibrated threshold.
+    The model output, when compared, has the last row, in a section of its
+    own: it is not one of the features counted in the title.
     """
+    output = comparison.prediction
     table = Table(
         title=(
             f"{comparison.model} {comparison.model_version}: {comparison.n_rows} rows, "
             f"{len(comparison.drifted_features)} of {len(comparison.features)} features drifted"
+            + (f"; model output {output.name}: {output.severity.value}" if output else "")
         ),
         caption=f"alpha {comparison.policy.alpha}, correction {comparison.policy.correction}",
     )
@@ -574,22 +717,30 @@ def comparison_table(comparison: Comparison) -> Table:
         table.add_column(header, justify="right")
     table.add_column("severity")
     for feature in comparison.features.values():
-        main = "ks" if feature.kind is FeatureKind.NUMERIC else "chi2"
-        result = feature.tests.get(main)
-        psi_result = feature.tests.get("psi")
-        table.add_row(
-            feature.name,
-            feature.kind.value[:3],
-            str(feature.n_current),
-            main if result else "-",
-            number(result.effect_size if result else None),
-            number(feature.adjusted_p_values.get(main)),
-            number(psi_result.statistic if psi_result else None),
-            number(psi_result.threshold if psi_result else None),
-            f"{feature.quality['null_rate'].rate:.1%}" if feature.n_current else "-",
-            f"[{SEVERITY_STYLE[feature.severity]}]{feature.severity.value}[/]",
-        )
+        table.add_row(*table_row(feature, feature.name))
+    if output is not None:
+        table.add_section()
+        table.add_row(*table_row(output, f"{output.name} (output)"))
     return table
+
+
+def table_row(feature: FeatureComparison, label: str) -> list[str]:
+    """The cells of one row of :func:`comparison_table`."""
+    main = "ks" if feature.kind is FeatureKind.NUMERIC else "chi2"
+    result = feature.tests.get(main)
+    psi_result = feature.tests.get("psi")
+    return [
+        label,
+        feature.kind.value[:3],
+        str(feature.n_current),
+        main if result else "-",
+        number(result.effect_size if result else None),
+        number(feature.adjusted_p_values.get(main)),
+        number(psi_result.statistic if psi_result else None),
+        number(psi_result.threshold if psi_result else None),
+        f"{feature.quality['null_rate'].rate:.1%}" if feature.n_current else "-",
+        f"[{SEVERITY_STYLE[feature.severity]}]{feature.severity.value}[/]",
+    ]
 
 
 def number(value: float | None) -> str:

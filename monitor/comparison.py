@@ -73,13 +73,19 @@ class FeatureComparison:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Results of one window against one reference profile."""
+    """Results of one window against one reference profile.
+
+    ``prediction`` is the model output's drift (``None`` when the output
+    was not compared); it is kept apart from ``features`` and does not count
+    towards ``drifted_features`` or ``severity``.
+    """
 
     model: str
     model_version: str
     n_rows: int
     features: Mapping[str, FeatureComparison]
     policy: DriftPolicy
+    prediction: FeatureComparison | None = None
 
     @property
     def drifted_features(self) -> list[str]:
@@ -102,6 +108,7 @@ class Comparison:
             "correction": self.policy.correction.value,
             "severity": self.severity.value,
             "features": {name: f.to_dict() for name, f in self.features.items()},
+            "prediction": None if self.prediction is None else self.prediction.to_dict(),
             "drifted_features": self.drifted_features,
         }
 
@@ -124,6 +131,16 @@ class Comparator:
     >>> comparison = comparator.compare(window)
     >>> comparison.drifted_features, comparison.severity.value
     (['x'], 'critical')
+
+    The model output is compared on its own, not as a feature:
+
+    >>> reference["prediction"] = reference["x"] > 0
+    >>> profile = ReferenceProfile.from_frame(reference, model="m", model_version="1")
+    >>> window = WindowState.for_profile(profile)
+    >>> window.update_frame(pd.DataFrame({"x": rng.normal(size=500), "prediction": True}))
+    >>> comparison = Comparator(profile).compare(window, output="prediction")
+    >>> list(comparison.features), comparison.severity.value, comparison.prediction.severity.value
+    (['x'], 'ok', 'critical')
     """
 
     def __init__(self, profile: ReferenceProfile, policy: DriftPolicy | None = None) -> None:
@@ -132,12 +149,43 @@ class Comparator:
         # Keyed by what the draws depend on, so features with equal shares share them.
         self._nulls: dict[tuple[tuple[str, ...], bytes, int], NullDistribution] = {}
 
-    def compare(self, window: WindowState, features: Sequence[str] | None = None) -> Comparison:
-        """Run every feature's tests on ``window`` and decide severities."""
+    def compare(
+        self,
+        window: WindowState,
+        features: Sequence[str] | None = None,
+        output: str | None = None,
+    ) -> Comparison:
+        """Run every feature's tests on ``window`` and decide severities.
+
+        Parameters
+        ----------
+        features
+            Features to compare (default: every feature of the profile).
+        output
+            The column of the model's output (the reference's prediction
+            column). When the profile has it, it is never one of the
+            features: it is compared on its own, as its own family of
+            p-values, and reported as the comparison's ``prediction``.
+        """
         names = list(self.profile.features if features is None else features)
         unknown = [n for n in names if n not in self.profile.features]
         if unknown:
             raise DriftstreamError(f"unknown feature(s): {', '.join(unknown)}")
+        prediction = None
+        if output is not None and output in self.profile.features:
+            names = [name for name in names if name != output]
+            prediction = self._family(window, [output])[output]
+        return Comparison(
+            model=self.profile.model,
+            model_version=self.profile.model_version,
+            n_rows=window.n_rows,
+            features=self._family(window, names),
+            policy=self.policy,
+            prediction=prediction,
+        )
+
+    def _family(self, window: WindowState, names: list[str]) -> dict[str, FeatureComparison]:
+        """Compare ``names`` with their p-values corrected as one family."""
         raw = {name: self._feature_tests(name, window) for name in names}
         enough = {name: window.features[name].n >= self.policy.min_samples for name in names}
         adjusted: dict[str, dict[str, float | None]] = {name: {} for name in names}
@@ -176,13 +224,7 @@ class Comparator:
                 test_severities=test_severities,
                 severity=severity,
             )
-        return Comparison(
-            model=self.profile.model,
-            model_version=self.profile.model_version,
-            n_rows=window.n_rows,
-            features=results,
-            policy=self.policy,
-        )
+        return results
 
     def _feature_tests(
         self, name: str, window: WindowState

@@ -4,12 +4,20 @@ One YAML file; any field can be overridden from the environment with the
 ``DRIFTSTREAM_`` prefix and ``__`` between nested names, e.g.
 ``DRIFTSTREAM_BROKER__URL=kafka://kafka:9092`` or
 ``DRIFTSTREAM_MODELS__CHURN__WINDOW__SIZE_EVENTS=5000``. Environment values
-win over the file. Unknown fields are errors (a typo must not silently fall
-back to a default).
+win over the file; a window kind set from the environment (``size_events``
+/ ``slide_events``, or ``duration`` / ``slide``) replaces the file's other
+kind. Unknown fields are errors (a typo must not silently fall back to a
+default), and errors name where the bad value came from: the file or the
+environment variable.
 """
 
 from __future__ import annotations
 
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -25,11 +33,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from alerting.config import AlertingConfig
 from monitor.config_types import Duration, Section
 from monitor.errors import DriftstreamError
+from monitor.reference import ReferenceProfile
 from monitor.stats.decision import (
     CATEGORICAL_TESTS,
     DEFAULT_THRESHOLDS,
@@ -40,7 +56,13 @@ from monitor.stats.decision import (
 )
 from schemas.decoding import MAX_MESSAGE_BYTES, EventLimits
 from schemas.events import MAX_BATCH_ROWS, MAX_FEATURES
-from schemas.validation import validation_summary
+from schemas.validation import Location, validation_summary
+
+ENV_PREFIX = "DRIFTSTREAM_"
+ENV_NESTED_DELIMITER = "__"
+#: The window fields of count windows and of event-time windows.
+COUNT_WINDOW_FIELDS = frozenset({"size_events", "slide_events"})
+TIME_WINDOW_FIELDS = frozenset({"duration", "slide"})
 
 
 class SecurityProtocol(StrEnum):
@@ -354,7 +376,10 @@ class DriftstreamConfig(BaseSettings):
     """The whole configuration (``driftstream.yaml`` plus ``DRIFTSTREAM_*``)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DRIFTSTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
     )
 
     broker: BrokerConfig = BrokerConfig()
@@ -376,7 +401,7 @@ class DriftstreamConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment first, then the file's values (passed at init)."""
-        return (env_settings, init_settings)
+        return (env_settings, FileSettingsSource(settings_cls, init_settings, env_settings))
 
     def window_for(self, model: str) -> WindowConfig:
         """The model's window settings (its own or the defaults)."""
@@ -387,8 +412,213 @@ class DriftstreamConfig(BaseSettings):
         drift = self._model(model).drift or self.defaults.drift
         return drift.policy(self.window_for(model).min_samples)
 
+    def load_references(self) -> dict[str, ReferenceProfile]:
+        """Read every ``models.NAME.reference`` file, by model.
+
+        Relative paths are relative to the working directory.
+
+        Raises
+        ------
+        DriftstreamError
+            Naming the field, the file and the problem (see :func:`model_profile`).
+
+        Examples
+        --------
+        >>> DriftstreamConfig(models={"churn": {"reference": "nope.dsprofile"}}).load_references()
+        Traceback (most recent call last):
+        ...
+        monitor.errors.DriftstreamError: models.churn.reference: nope.dsprofile: no such file
+        """
+        profiles: dict[str, ReferenceProfile] = {}
+        for model, settings in self.models.items():
+            path = settings.reference
+            if path is None:
+                continue
+            try:
+                profiles[model] = model_profile(path, model)
+            except DriftstreamError as error:
+                raise DriftstreamError(f"models.{model}.reference: {error}") from None
+        return profiles
+
     def _model(self, model: str) -> ModelConfig:
         return self.models.get(model) or ModelConfig()
+
+
+def model_profile(path: Path, model: str) -> ReferenceProfile:
+    """The reference profile at ``path``, which must be one of ``model``.
+
+    Raises
+    ------
+    DriftstreamError
+        Naming the file and why it is not a usable profile: missing,
+        unreadable, not a profile, or a profile of another model.
+
+    Examples
+    --------
+    >>> model_profile(Path("nope.dsprofile"), "churn")
+    Traceback (most recent call last):
+    ...
+    monitor.errors.DriftstreamError: nope.dsprofile: no such file
+    """
+    try:
+        profile = ReferenceProfile.load(path)
+    except OSError as error:
+        raise DriftstreamError(f"{path}: {error.strerror}") from None
+    if profile.model != model:
+        raise DriftstreamError(f"{path} is a profile of model {profile.model!r}, not {model!r}")
+    return profile
+
+
+class FileSettingsSource(PydanticBaseSettingsSource):
+    """The file's values (the init arguments) minus the window kinds the environment replaces.
+
+    pydantic-settings merges the environment into the file key by key, so
+    ``DRIFTSTREAM_MODELS__CHURN__WINDOW__SIZE_EVENTS`` over a file's
+    ``duration`` would give a window with both kinds, which is invalid.
+    """
+
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        file: PydanticBaseSettingsSource,
+        environment: PydanticBaseSettingsSource,
+    ) -> None:
+        super().__init__(settings_cls)
+        self.file = file
+        self.environment = environment
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Not used: :meth:`__call__` returns the whole document at once."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return without_replaced_windows(self.file(), self.environment())
+
+
+def without_replaced_windows(file: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any]:
+    """The file's settings without the window kind whose other kind the environment sets.
+
+    Setting ``size_events`` or ``slide_events`` drops the file's ``duration``
+    and ``slide`` of that window, and the other way round.
+
+    Examples
+    --------
+    >>> file = {"models": {"churn": {"window": {"duration": "5m", "min_samples": 200}}}}
+    >>> without_replaced_windows(file, {"models": {"churn": {"window": {"size_events": "50"}}}})
+    {'models': {'churn': {'window': {'min_samples': 200}}}}
+    """
+    result = copy.deepcopy(file)
+    models = environment.get("models")
+    owners: list[Location] = [("defaults",)]
+    owners += [("models", name) for name in models] if isinstance(models, dict) else []
+    for owner in owners:
+        window = _find(result, (*owner, "window"))
+        replacing = _find(environment, (*owner, "window"))
+        if not (isinstance(window, dict) and isinstance(replacing, dict)):
+            continue
+        for kind, other in (
+            (COUNT_WINDOW_FIELDS, TIME_WINDOW_FIELDS),
+            (TIME_WINDOW_FIELDS, COUNT_WINDOW_FIELDS),
+        ):
+            if kind & replacing.keys():
+                for name in other:
+                    window.pop(name, None)
+    return result
+
+
+#: What :func:`_find` returns for a location that is not there.
+_MISSING = object()
+
+
+def _find(document: Any, location: Location) -> Any:
+    """The value at ``location`` in nested mappings and lists, or ``_MISSING``."""
+    for part in location:
+        if isinstance(document, list):
+            document = dict(enumerate(document))
+        if not (isinstance(document, dict) and part in document):
+            return _MISSING
+        document = document[part]
+    return document
+
+
+def environment_variables() -> dict[tuple[str, ...], str]:
+    """The ``DRIFTSTREAM_*`` variables that configure a section, by the location they set.
+
+    Names are matched without regard to case, like pydantic-settings does;
+    a variable whose first part is no section (such as a secret named
+    ``DRIFTSTREAM_SLACK_TOKEN``) is not configuration.
+    """
+    found: dict[tuple[str, ...], str] = {}
+    for name in os.environ:
+        if name.upper().startswith(ENV_PREFIX):
+            location = tuple(name[len(ENV_PREFIX) :].lower().split(ENV_NESTED_DELIMITER))
+            if location[0] in DriftstreamConfig.model_fields:
+                found[location] = name
+    return found
+
+
+def _variables(names: list[str]) -> str:
+    """``environment variable A`` or ``environment variables A, B``."""
+    return f"environment variable{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+@dataclass(frozen=True)
+class Origins:
+    """Where each validated value came from, so that an error names it.
+
+    Parameters
+    ----------
+    file
+        The file's name (``environment`` when there is none).
+    file_values
+        The file's settings as merged (see :func:`without_replaced_windows`).
+    environment
+        The settings pydantic-settings read from the environment.
+    variables
+        The environment variables, by the location each sets.
+    """
+
+    file: str
+    file_values: dict[str, Any]
+    environment: dict[str, Any]
+    variables: dict[tuple[str, ...], str]
+
+    def __call__(self, location: Location) -> str:
+        """The file, the variable(s), or both, that gave the value at ``location``.
+
+        The deepest part of ``location`` that either gave decides: the
+        environment's value there replaced the file's, unless both are
+        mappings (then they were merged, and both are named).
+
+        Examples
+        --------
+        >>> origins = Origins(
+        ...     "min.yaml", {"worker": {"web_port": 1}}, {"worker": {"web_prot": "1"}},
+        ...     {("worker", "web_prot"): "DRIFTSTREAM_WORKER__WEB_PROT"},
+        ... )
+        >>> origins(("worker", "web_prot")), origins(("worker", "web_port"))
+        ('environment variable DRIFTSTREAM_WORKER__WEB_PROT', 'min.yaml')
+        >>> origins(("worker",))
+        'min.yaml and environment variable DRIFTSTREAM_WORKER__WEB_PROT'
+        """
+        for depth in range(len(location), 0, -1):
+            where = location[:depth]
+            in_file = _find(self.file_values, where)
+            in_environment = _find(self.environment, where)
+            if in_environment is _MISSING:
+                if in_file is _MISSING:
+                    continue
+                return self.file
+            text = tuple(str(part) for part in where)
+            names = [
+                name
+                for path, name in sorted(self.variables.items())
+                if path[: len(text)] == text[: len(path)]
+            ]
+            if isinstance(in_file, dict) and isinstance(in_environment, dict):
+                return f"{self.file} and {_variables(names)}"
+            return _variables(names)
+        return self.file
 
 
 def load_config(path: str | Path | None = None) -> DriftstreamConfig:
@@ -402,10 +632,10 @@ def load_config(path: str | Path | None = None) -> DriftstreamConfig:
     Raises
     ------
     DriftstreamError
-        One line naming the file, each invalid field and the reason.
+        One line naming, for each invalid field, where its value came from
+        (the file or the environment variable), the field and the reason.
     """
     document: dict[str, Any] = {}
-    source = "environment" if path is None else str(path)
     if path is not None:
         file = Path(path)
         if not file.is_file():
@@ -421,5 +651,44 @@ def load_config(path: str | Path | None = None) -> DriftstreamConfig:
         document = loaded
     try:
         return DriftstreamConfig(**document)
+    except SettingsError as error:
+        raise DriftstreamError(unparsable_environment(error)) from None
     except ValidationError as error:
-        raise DriftstreamError(f"{source}: {validation_summary(error, limit=10)}") from None
+        environment = EnvSettingsSource(DriftstreamConfig)()
+        origins = Origins(
+            "environment" if path is None else str(path),
+            without_replaced_windows(document, environment),
+            environment,
+            environment_variables(),
+        )
+        summary = validation_summary(error, limit=10, origin=origins)
+        raise DriftstreamError(summary) from None
+
+
+def unparsable_environment(error: SettingsError) -> str:
+    """Name the variable(s) whose list or mapping value is not JSON.
+
+    pydantic-settings names only the section; of its variables, those
+    whose value does not parse as JSON are the ones it could not read.
+    """
+    match = re.search(r'field "(\w+)"', str(error))
+    section = match.group(1) if match else None
+    names = [
+        name
+        for location, name in sorted(environment_variables().items())
+        if location[0] == section and not _is_json(os.environ[name])
+    ]
+    if not names:
+        return str(error)
+    return (
+        f"{_variables(names)}: not valid JSON (lists and mappings are JSON in the environment, "
+        """e.g. '["ks", "psi"]')"""
+    )
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -1,17 +1,20 @@
-"""Joining ground-truth labels to earlier predictions, with bounded state.
+"""Joining ground-truth labels to their predictions, with bounded state.
 
-:class:`LabelJoin` holds the predictions still waiting for a label, keyed by
-``event_id``, and lets them go (unlabeled) when they are too old in event
-time or too many are waiting. :class:`PerformanceWindow` accumulates one
-window's joined ``(prediction, label)`` pairs into performance metrics.
-Neither reads a clock: "now" is the newest prediction timestamp seen.
+:class:`LabelJoin` holds, keyed by ``event_id``, the predictions still
+waiting for a label and the labels that arrived before their prediction,
+and lets them go (unlabeled, or as unmatched labels) when they are too old
+in event time or too many are waiting. :class:`PerformanceWindow`
+accumulates one window's joined ``(prediction, label)`` pairs into
+performance metrics. Neither reads a clock: "now" is the newest prediction
+timestamp seen.
 """
 
 from __future__ import annotations
 
+import base64
 import heapq
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -56,51 +59,152 @@ class PendingPrediction:
     prediction: PredictionValue
 
 
+@dataclass(frozen=True, slots=True)
+class ArrivedLabel:
+    """A label event handed to the join, with the message it came in.
+
+    Parameters
+    ----------
+    event_id
+        The prediction it labels.
+    timestamp_ms
+        Event time of the label, in milliseconds since the epoch.
+    label
+        The ground truth.
+    topic, partition, offset, raw
+        Where the label came from and its bytes: a label that never finds
+        its prediction is dead-lettered with them, possibly long after it
+        arrived (so they are kept, and snapshotted, while it waits).
+    """
+
+    event_id: str
+    timestamp_ms: int
+    label: LabelValue
+    topic: str
+    partition: int
+    offset: int
+    raw: bytes
+
+
+@dataclass(slots=True)
+class JoinOutcome:
+    """What one :class:`LabelJoin` call handed back.
+
+    Attributes
+    ----------
+    joined
+        Predictions paired with their labels, in the order they joined.
+    unlabeled
+        Predictions that left without a label.
+    expired_labels
+        Waiting labels whose prediction can no longer come in time: the
+        newest prediction is more than the TTL past the label's event time.
+    evicted_labels
+        Waiting labels pushed out because too many were waiting.
+    """
+
+    joined: list[tuple[PendingPrediction, ArrivedLabel]] = field(default_factory=list)
+    unlabeled: list[PendingPrediction] = field(default_factory=list)
+    expired_labels: list[ArrivedLabel] = field(default_factory=list)
+    evicted_labels: list[ArrivedLabel] = field(default_factory=list)
+
+
 class LabelJoin:
-    """Predictions waiting for a label, by ``event_id``, with bounded memory.
+    """Predictions waiting for a label and labels waiting for a prediction, by ``event_id``.
+
+    One join serves one model in one partition. Memory is bounded: at most
+    ``max_pending`` predictions and ``max_pending`` labels wait.
 
     Parameters
     ----------
     ttl_ms
-        How long, in event time, a prediction waits for its label.
+        How long, in event time, a prediction waits for its label, and a
+        label for its prediction.
     max_pending
-        Most predictions kept waiting.
+        Most predictions kept waiting, and most labels kept waiting.
 
     Notes
     -----
-    Let :math:`T` be the newest prediction timestamp added so far. After
-    each :meth:`add`, every pending prediction with
-    ``timestamp_ms + ttl_ms < T`` leaves, and then, while more than
-    ``max_pending`` are pending, the oldest leaves. "Oldest" is the
-    smallest ``timestamp_ms``, ties broken by arrival order, for both rules.
-    :meth:`add` returns everything that left, in that order, so the caller
-    can count them as unlabeled.
+    Let :math:`T` be the newest prediction timestamp added so far
+    (:attr:`newest_ms`). Label timestamps never move :math:`T`: it measures
+    how far the prediction stream has got.
 
-    Adding an ``event_id`` that is already pending replaces the earlier
-    prediction, which is returned first among those that left (it will
-    never get its label). So every prediction added is handed back exactly
-    once: by :meth:`match` or in the list of some :meth:`add`. A prediction
-    already past its TTL when added leaves in the same call.
+    *Predictions* (:meth:`add`). A prediction whose ``event_id`` has a
+    waiting label joins that label at once (the earliest-arrived one if
+    several wait) and is not held, even if it is older than
+    :math:`T - \\mathrm{ttl}`. Otherwise it is held; one already pending
+    under the same ``event_id`` is replaced and leaves unlabeled (it will
+    never get its label). Then every pending prediction with
+    ``timestamp_ms + ttl_ms < T`` leaves, and, while more than
+    ``max_pending`` are pending, the oldest leaves; all of these are
+    unlabeled. "Oldest" is the smallest ``timestamp_ms``, ties broken by
+    arrival order, for both rules.
 
-    The pending predictions sit in a dict and a heap of
-    ``(timestamp_ms, arrival, event_id)``. :meth:`add` costs
-    :math:`O(\\log n)` plus :math:`O(\\log n)` per prediction that leaves,
-    :meth:`match` :math:`O(1)`. A match leaves its heap entry behind; the
-    heap is rebuilt in :math:`O(n)` when it holds more than
-    ``2 n + 1024`` entries, so it stays :math:`O(n)` in size and the
-    rebuild is :math:`O(1)` amortised.
+    *Labels* (:meth:`add_label`). A label whose prediction is pending joins
+    it. Otherwise the label *waits*: its prediction may still come, when the
+    label topic runs ahead of the prediction topic (a backlog after a
+    restart, consumer lag, a replay). A prediction precedes its label
+    (:math:`p \\le L`), and a prediction arriving with
+    :math:`p + \\mathrm{ttl} < T` would leave at once; so once
+    :math:`T > L + \\mathrm{ttl}` the prediction cannot usefully come any
+    more, and the waiting label *expires* (kept while
+    :math:`L + \\mathrm{ttl} \\ge T`, the same boundary as a prediction's).
+    Expiry is checked whenever :math:`T` moves (in :meth:`add`) and when a
+    label arrives, so a label already past it leaves in the same call.
+    Before any prediction of the model has been seen, :math:`T` is
+    undefined and labels only wait. While more than ``max_pending`` labels
+    wait, the oldest (same order as for predictions) is *evicted*.
+
+    Consequences: a label that never gets a prediction (never sent, late or
+    rejected, already labelled, or whose prediction left the join before the
+    label came) is handed back as expired only once the predictions' event
+    time has passed ``L + ttl_ms``, not when it arrives. A second label of
+    an ``event_id`` waits like any other; it joins a second prediction of
+    that ``event_id`` if one comes, else it expires. A label timestamped
+    before its prediction (clock skew) may expire before the prediction
+    comes, if the prediction is more than the TTL ahead of it.
+
+    Conservation: every prediction added is handed back exactly once,
+    joined or unlabeled; every label added exactly once, joined, expired or
+    evicted; unless it is still waiting. Nothing reads a clock, so a
+    restored join (:meth:`state`, :meth:`restore`) continues exactly like
+    the original.
+
+    Predictions and labels each sit in a dict and a heap of
+    ``(timestamp_ms, arrival, event_id)``. Each call costs
+    :math:`O(\\log n)` plus :math:`O(\\log n)` per item that leaves. A join
+    leaves its heap entry behind; a heap is rebuilt in :math:`O(n)` when it
+    holds more than ``2 n + 1024`` entries, so it stays :math:`O(n)` in size
+    and the rebuild is :math:`O(1)` amortised.
 
     Examples
     --------
+    >>> def prediction(timestamp_ms):
+    ...     return PendingPrediction("churn", "1", timestamp_ms, 0.5)
+    >>> def label(event_id, timestamp_ms, offset):
+    ...     return ArrivedLabel(event_id, timestamp_ms, 1.0, "labels", 0, offset, b"{...}")
     >>> join = LabelJoin(ttl_ms=1000, max_pending=2)
-    >>> join.add("a", PendingPrediction("churn", "1", 0, 0.2))
-    []
-    >>> join.add("b", PendingPrediction("churn", "1", 500, 0.7))
-    []
-    >>> [p.timestamp_ms for p in join.add("c", PendingPrediction("churn", "1", 1200, 0.1))]
+    >>> join.add("a", prediction(0)).unlabeled, join.add("b", prediction(500)).unlabeled
+    ([], [])
+    >>> [p.timestamp_ms for p in join.add("c", prediction(1200)).unlabeled]
     [0]
-    >>> join.match("b").prediction, join.match("b"), len(join)
-    (0.7, None, 1)
+
+    A label ahead of its prediction waits, then joins it:
+
+    >>> join.add_label(label("d", 1300, offset=7)).joined, join.waiting
+    ([], 1)
+    >>> [(p.timestamp_ms, l.offset) for p, l in join.add("d", prediction(1250)).joined]
+    [(1250, 7)]
+
+    One whose prediction never comes expires once the predictions are more
+    than the TTL past it:
+
+    >>> join.add_label(label("never", 1300, offset=8)).expired_labels
+    []
+    >>> join.add("e", prediction(2300)).expired_labels
+    []
+    >>> [l.offset for l in join.add("f", prediction(2301)).expired_labels]
+    [8]
     """
 
     def __init__(self, ttl_ms: int, max_pending: int) -> None:
@@ -114,30 +218,91 @@ class LabelJoin:
         self._next_arrival = 0
         self._pending: dict[str, tuple[int, PendingPrediction]] = {}
         self._heap: list[tuple[int, int, str]] = []
+        #: Waiting labels by arrival number, and their arrival numbers by
+        #: ``event_id`` (in arrival order: several labels may wait for one id).
+        self._waiting: dict[int, ArrivedLabel] = {}
+        self._waiting_ids: dict[str, list[int]] = {}
+        self._label_heap: list[tuple[int, int, str]] = []
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    @property
+    def waiting(self) -> int:
+        """Labels waiting for their prediction."""
+        return len(self._waiting)
 
     @property
     def newest_ms(self) -> int | None:
         """Newest prediction timestamp added so far (``None`` before any)."""
         return self._newest_ms
 
-    def add(self, event_id: str, pending: PendingPrediction) -> list[PendingPrediction]:
-        """Hold a prediction for its label; return the predictions that left.
+    def add(self, event_id: str, pending: PendingPrediction) -> JoinOutcome:
+        """Join a prediction to its waiting label, or hold it for its label.
 
-        See the class notes for which leave and in what order.
+        Returns what left or joined; see the class notes.
         """
-        left: list[PendingPrediction] = []
-        replaced = self._pending.pop(event_id, None)
-        if replaced is not None:
-            left.append(replaced[1])
-        arrival = self._next_arrival
-        self._next_arrival += 1
-        self._pending[event_id] = (arrival, pending)
-        heapq.heappush(self._heap, (pending.timestamp_ms, arrival, event_id))
+        outcome = JoinOutcome()
+        label = self._take_waiting(event_id)
+        if label is not None:
+            outcome.joined.append((pending, label))
+        else:
+            replaced = self._pending.pop(event_id, None)
+            if replaced is not None:
+                outcome.unlabeled.append(replaced[1])
+            arrival = self._arrival()
+            self._pending[event_id] = (arrival, pending)
+            heapq.heappush(self._heap, (pending.timestamp_ms, arrival, event_id))
         if self._newest_ms is None or pending.timestamp_ms > self._newest_ms:
             self._newest_ms = pending.timestamp_ms
+        self._release_predictions(outcome)
+        if self._label_heap:  # usually empty: labels rarely run ahead
+            self._release_labels(outcome)
+        return outcome
+
+    def add_label(self, label: ArrivedLabel) -> JoinOutcome:
+        """Join a label to its pending prediction, or let it wait for it.
+
+        Examples
+        --------
+        >>> join = LabelJoin(ttl_ms=10, max_pending=5)
+        >>> _ = join.add("e1", PendingPrediction("m", "1", 0, "yes"))
+        >>> label = ArrivedLabel("e1", 3, "no", "labels", 0, 0, b"{...}")
+        >>> [(p.prediction, l.label) for p, l in join.add_label(label).joined]
+        [('yes', 'no')]
+        >>> join.add_label(label).joined, join.waiting
+        ([], 1)
+        """
+        outcome = JoinOutcome()
+        entry = self._pending.pop(label.event_id, None)
+        if entry is not None:
+            outcome.joined.append((entry[1], label))
+            return outcome
+        arrival = self._arrival()
+        self._waiting[arrival] = label
+        self._waiting_ids.setdefault(label.event_id, []).append(arrival)
+        heapq.heappush(self._label_heap, (label.timestamp_ms, arrival, label.event_id))
+        self._release_labels(outcome)
+        return outcome
+
+    def _arrival(self) -> int:
+        arrival = self._next_arrival
+        self._next_arrival += 1
+        return arrival
+
+    def _take_waiting(self, event_id: str) -> ArrivedLabel | None:
+        """Remove and return the earliest-arrived label waiting for ``event_id``."""
+        arrivals = self._waiting_ids.get(event_id)
+        if arrivals is None:
+            return None
+        arrival = arrivals.pop(0)
+        if not arrivals:
+            del self._waiting_ids[event_id]
+        return self._waiting.pop(arrival)
+
+    def _release_predictions(self, outcome: JoinOutcome) -> None:
+        """Let expired and surplus predictions go, oldest first."""
+        assert self._newest_ms is not None  # set by every add
         oldest_kept = self._newest_ms - self.ttl_ms
         heap = self._heap
         while heap:
@@ -150,24 +315,31 @@ class LabelJoin:
                 break
             heapq.heappop(heap)
             del self._pending[event]
-            left.append(entry[1])
+            outcome.unlabeled.append(entry[1])
         if len(heap) > 2 * len(self._pending) + _HEAP_SLACK:
             self._rebuild_heap()
-        return left
 
-    def match(self, event_id: str) -> PendingPrediction | None:
-        """Remove and return the prediction a label belongs to, if pending.
-
-        Examples
-        --------
-        >>> join = LabelJoin(ttl_ms=10, max_pending=5)
-        >>> join.add("e1", PendingPrediction("m", "1", 0, "yes"))
-        []
-        >>> join.match("e1").prediction, join.match("e1")
-        ('yes', None)
-        """
-        entry = self._pending.pop(event_id, None)
-        return None if entry is None else entry[1]
+    def _release_labels(self, outcome: JoinOutcome) -> None:
+        """Let expired and surplus waiting labels go, oldest first."""
+        oldest_kept = None if self._newest_ms is None else self._newest_ms - self.ttl_ms
+        heap = self._label_heap
+        while heap:
+            timestamp_ms, arrival, event = heap[0]
+            if arrival not in self._waiting:
+                heapq.heappop(heap)  # joined earlier
+                continue
+            expired = oldest_kept is not None and timestamp_ms < oldest_kept
+            if not expired and len(self._waiting) <= self.max_pending:
+                break
+            heapq.heappop(heap)
+            arrivals = self._waiting_ids[event]
+            arrivals.remove(arrival)
+            if not arrivals:
+                del self._waiting_ids[event]
+            label = self._waiting.pop(arrival)
+            (outcome.expired_labels if expired else outcome.evicted_labels).append(label)
+        if len(heap) > 2 * len(self._waiting) + _HEAP_SLACK:
+            self._rebuild_label_heap()
 
     def state(self) -> dict[str, Any]:
         """JSON-ready state; :meth:`restore` rebuilds an identical join.
@@ -176,8 +348,9 @@ class LabelJoin:
         --------
         >>> join = LabelJoin(ttl_ms=10, max_pending=5)
         >>> _ = join.add("e1", PendingPrediction("m", "1", 7, {"a": 1.0}))
-        >>> join.state()["pending"]
-        [['e1', 0, 'm', '1', 7, {'a': 1.0}]]
+        >>> _ = join.add_label(ArrivedLabel("e2", 9, True, "labels", 0, 3, b"{}"))
+        >>> join.state()["pending"], join.state()["waiting"]
+        ([['e1', 0, 'm', '1', 7, {'a': 1.0}]], [[1, 'e2', 9, True, 'labels', 0, 3, 'e30=']])
         """
         return {
             "ttl_ms": self.ttl_ms,
@@ -195,18 +368,35 @@ class LabelJoin:
                 ]
                 for event_id, (arrival, pending) in self._pending.items()
             ],
+            "waiting": [
+                [
+                    arrival,
+                    label.event_id,
+                    label.timestamp_ms,
+                    label.label,
+                    label.topic,
+                    label.partition,
+                    label.offset,
+                    base64.b64encode(label.raw).decode(),
+                ]
+                for arrival, label in self._waiting.items()
+            ],
         }
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> LabelJoin:
         """Rebuild a join from :meth:`state`.
 
+        A state without ``waiting`` (written before labels could wait)
+        restores with no waiting labels.
+
         Examples
         --------
         >>> join = LabelJoin(ttl_ms=10, max_pending=5)
         >>> _ = join.add("e1", PendingPrediction("m", "1", 7, 0.5))
-        >>> LabelJoin.restore(join.state()).match("e1")
-        PendingPrediction(model='m', model_version='1', timestamp_ms=7, prediction=0.5)
+        >>> [p for p, _ in LabelJoin.restore(join.state()).add_label(
+        ...     ArrivedLabel("e1", 8, 1.0, "labels", 0, 0, b"{}")).joined]
+        [PendingPrediction(model='m', model_version='1', timestamp_ms=7, prediction=0.5)]
         """
         join = cls(int(state["ttl_ms"]), int(state["max_pending"]))
         newest = state["newest_ms"]
@@ -217,7 +407,22 @@ class LabelJoin:
                 int(arrival),
                 PendingPrediction(str(model), str(version), int(timestamp_ms), prediction),
             )
+        # Sorted by arrival, so several labels of one event_id keep their order.
+        for arrival, event_id, timestamp_ms, label, topic, partition, offset, raw in sorted(
+            state.get("waiting", [])
+        ):
+            join._waiting[int(arrival)] = ArrivedLabel(
+                str(event_id),
+                int(timestamp_ms),
+                label,
+                str(topic),
+                int(partition),
+                int(offset),
+                base64.b64decode(raw),
+            )
+            join._waiting_ids.setdefault(str(event_id), []).append(int(arrival))
         join._rebuild_heap()
+        join._rebuild_label_heap()
         return join
 
     def _rebuild_heap(self) -> None:
@@ -226,6 +431,13 @@ class LabelJoin:
             for event_id, (arrival, pending) in self._pending.items()
         ]
         heapq.heapify(self._heap)
+
+    def _rebuild_label_heap(self) -> None:
+        self._label_heap = [
+            (label.timestamp_ms, arrival, label.event_id)
+            for arrival, label in self._waiting.items()
+        ]
+        heapq.heapify(self._label_heap)
 
 
 class _Sample:

@@ -82,6 +82,9 @@ class UpdateOutcome:
     """What one :meth:`WindowAssembler.update` produced."""
 
     closed: list[ClosedWindow] = field(default_factory=list)
+    #: For each window of ``closed``: how many rows of the batch had been
+    #: added when it closed (the row that closed it included).
+    closed_after_rows: list[int] = field(default_factory=list)
     late_rows: IntArray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     skipped_windows: int = 0
 
@@ -118,6 +121,8 @@ class WindowAssembler:
     >>> outcome = assembler.update(frame, np.arange(7, dtype=np.int64))
     >>> [(w.window_id, w.start, w.end, w.state.n_rows) for w in outcome.closed]
     [(0, 0, 4, 4), (1, 2, 6, 4)]
+    >>> outcome.closed_after_rows
+    [4, 6]
     >>> assembler.position
     7
     """
@@ -188,7 +193,7 @@ class WindowAssembler:
             if self.position % self.slide == 0:
                 first = index - self.panes_per_window + 1
                 if first >= 0:
-                    self._close(first * self.slide, outcome)
+                    self._close(first * self.slide, outcome, row)
                 self.panes.pop(first, None)
 
     def _update_time(
@@ -218,7 +223,7 @@ class WindowAssembler:
             rows = np.arange(start, end + 1)
             late.append(self._add_time_rows(frame, timestamps_ms, panes, rows))
             self.max_event_ms = int(running[end])
-            self._close_time_windows(outcome)
+            self._close_time_windows(outcome, end + 1)
             start = end + 1
         outcome.late_rows = np.concatenate(late) if late else outcome.late_rows
 
@@ -238,7 +243,7 @@ class WindowAssembler:
             self._pane(int(index)).add(frame.iloc[chosen], timestamps_ms[chosen])
         return rows[is_late]
 
-    def _close_time_windows(self, outcome: UpdateOutcome) -> None:
+    def _close_time_windows(self, outcome: UpdateOutcome, rows_added: int) -> None:
         watermark = self.watermark
         if watermark is None:
             return
@@ -255,12 +260,12 @@ class WindowAssembler:
         for start in starts:
             already = self.closed_through is not None and start + self.size <= self.closed_through
             if start + self.size <= through and not already:
-                self._close(start, outcome)
+                self._close(start, outcome, rows_added)
         self.closed_through = through
         for index in [i for i in self.panes if i * self.slide + self.size <= through]:
             del self.panes[index]
 
-    def _close(self, start: int, outcome: UpdateOutcome) -> None:
+    def _close(self, start: int, outcome: UpdateOutcome, rows_added: int) -> None:
         first = start // self.slide
         members = [
             self.panes[i] for i in range(first, first + self.panes_per_window) if i in self.panes
@@ -291,6 +296,7 @@ class WindowAssembler:
                 last_ms=max(lasts) if lasts else None,
             )
         )
+        outcome.closed_after_rows.append(rows_added)
 
     def pending_events(self) -> int:
         """Events in panes of windows that have not closed yet."""

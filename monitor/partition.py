@@ -31,10 +31,16 @@ import pandas as pd
 
 from alerting.book import AlertBook
 from monitor.catalog import ReferenceCatalog
-from monitor.comparison import Comparator, Comparison
+from monitor.comparison import Comparator
 from monitor.config import DriftstreamConfig
 from monitor.framing import frame, unframe
-from monitor.labels import LabelJoin, PendingPrediction, PerformanceWindow
+from monitor.labels import (
+    ArrivedLabel,
+    JoinOutcome,
+    LabelJoin,
+    PendingPrediction,
+    PerformanceWindow,
+)
 from monitor.panes import ClosedWindow, WindowAssembler
 from monitor.reference import ReferenceProfile
 from monitor.stats.decision import DriftPolicy
@@ -49,6 +55,7 @@ from schemas.decoding import (
 from schemas.events import PredictionBatch, PredictionEvent
 from schemas.outputs import (
     LATE,
+    MISMATCHED_LABEL,
     UNMATCHED_LABEL,
     DeadLetter,
     MessageSource,
@@ -430,23 +437,16 @@ class PartitionState:
             self._reject_all(rows, sorted(late), LATE, outputs)
         processed = len(frame) - start - len(late)
         outputs.events[(*key, "processed")] += processed
-        join = self.join(monitor.model)
-        for row in range(start, len(frame)):
-            if row in late:
-                continue
-            evicted = join.add(
-                rows.event_ids[row],
-                PendingPrediction(
-                    monitor.model,
-                    monitor.model_version,
-                    rows.timestamps_ms[row],
-                    rows.predictions[row],
-                ),
-            )
-            for gone in evicted:
-                self.version(gone.model, gone.model_version).performance.add_unlabeled()
         outputs.skipped_windows += outcome.skipped_windows
-        for window in outcome.closed:
+        # Predictions enter the label join in arrival order, between the
+        # evaluations of the windows they close: what a prediction brings
+        # (its waiting label joined, older predictions leaving unlabelled)
+        # counts in the window open when it arrived, the one it closes
+        # included, however the predictions were batched.
+        row = start
+        for rows_added, window in zip(outcome.closed_after_rows, outcome.closed, strict=True):
+            self._join_predictions(monitor, rows, range(row, start + rows_added), late, outputs)
+            row = start + rows_added
             started = time.perf_counter()
             result = self._evaluate(monitor, window)
             outputs.evaluation_seconds.append(time.perf_counter() - started)
@@ -455,6 +455,86 @@ class PartitionState:
                 outputs.skipped_windows += 1
             else:
                 outputs.results.append(result)
+        self._join_predictions(monitor, rows, range(row, len(frame)), late, outputs)
+
+    def _join_predictions(
+        self,
+        monitor: VersionMonitor,
+        rows: Rows,
+        positions: range,
+        late: set[int],
+        outputs: Outputs,
+    ) -> None:
+        """Hand on-time predictions to the model's label join; settle what it hands back."""
+        join = self.join(monitor.model)
+        for row in positions:
+            if row in late:
+                continue
+            pending = PendingPrediction(
+                monitor.model,
+                monitor.model_version,
+                rows.timestamps_ms[row],
+                rows.predictions[row],
+            )
+            self._settle(monitor.model, join.add(rows.event_ids[row], pending), outputs)
+
+    def _settle(self, model: str, settled: JoinOutcome, outputs: Outputs) -> None:
+        """Count joins and unlabelled predictions; dead-letter labels that left unjoined."""
+        for pending, label in settled.joined:
+            delay = (label.timestamp_ms - pending.timestamp_ms) / 1000
+            monitor = self.version(pending.model, pending.model_version)
+            try:
+                monitor.performance.add_joined(pending.prediction, label.label, delay)
+            except ValueError as error:  # e.g. a text label of a regression model
+                monitor.performance.add_unlabeled()
+                source = MessageSource(
+                    topic=label.topic, partition=label.partition, offset=label.offset
+                )
+                outputs.dead_letters.append(
+                    DeadLetter.for_message(
+                        label.raw,
+                        source,
+                        MISMATCHED_LABEL,
+                        f"label of prediction {label.event_id!r} cannot be scored: {error}",
+                        model=pending.model,
+                        model_version=pending.model_version,
+                    )
+                )
+                outputs.labels[pending.model, pending.model_version, MISMATCHED_LABEL] += 1
+                continue
+            outputs.labels[pending.model, pending.model_version, "joined"] += 1
+        for gone in settled.unlabeled:
+            self.version(gone.model, gone.model_version).performance.add_unlabeled()
+        if not (settled.expired_labels or settled.evicted_labels):
+            return
+        join = self.joins[model]
+        for label in settled.expired_labels:
+            self._unmatched(
+                model,
+                label,
+                f"no prediction {label.event_id!r} of model {model!r} arrived within the "
+                f"label join TTL ({join.ttl_ms / 1000:g} s) of the label's event time "
+                "(never sent, rejected or late, already labelled, or it left the join "
+                "before its label came)",
+                outputs,
+            )
+        for label in settled.evicted_labels:
+            self._unmatched(
+                model,
+                label,
+                f"more than {join.max_pending} labels of model {model!r} were waiting for "
+                "their predictions in this partition; the oldest left unmatched "
+                "(raise worker.max_pending_labels if the label topic runs far ahead)",
+                outputs,
+            )
+
+    def _unmatched(self, model: str, label: ArrivedLabel, error: str, outputs: Outputs) -> None:
+        """Dead-letter a label that will not join, as the message it came in."""
+        source = MessageSource(topic=label.topic, partition=label.partition, offset=label.offset)
+        outputs.dead_letters.append(
+            DeadLetter.for_message(label.raw, source, UNMATCHED_LABEL, error, model=model)
+        )
+        outputs.labels[model, "", UNMATCHED_LABEL] += 1
 
     def _bootstrap_reference(
         self, monitor: VersionMonitor, outputs: Outputs
@@ -466,6 +546,7 @@ class PartitionState:
             model=monitor.model,
             model_version=monitor.model_version,
             built_at=f"bootstrap from the first {len(frame)} events",
+            prediction_column=monitor.settings.prediction_column,
         )
         ident, _ = self.catalog.put(profile)
         outputs.references.append(profile)
@@ -504,16 +585,10 @@ class PartitionState:
             return None
         settings = monitor.settings
         comparator = monitor.comparator(window.profile_id, profile)
-        column = settings.prediction_column
         names = [
-            name
-            for name in (settings.features or profile.features)
-            if name in profile.features and name != column
+            name for name in (settings.features or profile.features) if name in profile.features
         ]
-        features = comparator.compare(window.state, names)
-        prediction: Comparison | None = None
-        if column in profile.features:
-            prediction = comparator.compare(window.state, [column])
+        comparison = comparator.compare(window.state, names, output=settings.prediction_column)
         performance = monitor.performance.result()
         monitor.performance = PerformanceWindow(settings.task)
         if performance is not None and profile.performance:
@@ -526,10 +601,10 @@ class PartitionState:
             model_version=monitor.model_version,
             window=_bounds(window),
             n_events=window.state.n_rows,
-            severity=features.severity.value,
-            drifted_features=features.drifted_features,
-            features={name: f.to_dict() for name, f in features.features.items()},
-            prediction=prediction.features[column].to_dict() if prediction else None,
+            severity=comparison.severity.value,
+            drifted_features=comparison.drifted_features,
+            features={name: f.to_dict() for name, f in comparison.features.items()},
+            prediction=comparison.prediction.to_dict() if comparison.prediction else None,
             performance=performance,
             reference=ReferenceInfo(
                 model_version=profile.model_version,
@@ -542,7 +617,13 @@ class PartitionState:
         )
 
     def on_labels(self, messages: Sequence[InputMessage]) -> Outputs:
-        """Join label messages to pending predictions of this partition."""
+        """Join label messages to pending predictions of this partition.
+
+        A label whose prediction has not come yet waits in the label join
+        (see :class:`~monitor.labels.LabelJoin`); it is dead-lettered as
+        ``unmatched_label`` only once its prediction can no longer come, by
+        this call or by a later :meth:`on_predictions`.
+        """
         outputs = Outputs()
         for message in self._fresh(messages, outputs):
             try:
@@ -550,24 +631,16 @@ class PartitionState:
             except RejectedMessageError as rejected:
                 _reject_undecodable(message, rejected, outputs.dead_letters, outputs.labels)
                 continue
-            pending = self.join(label.model).match(label.event_id)
-            if pending is None:
-                outputs.dead_letters.append(
-                    DeadLetter.for_message(
-                        message.value or b"",
-                        message.source,
-                        UNMATCHED_LABEL,
-                        f"no pending prediction {label.event_id!r} of model {label.model!r} "
-                        "(never seen, already labelled, or older than the label join TTL)",
-                        model=label.model,
-                    )
-                )
-                outputs.labels[label.model, "", UNMATCHED_LABEL] += 1
-                continue
-            delay = (epoch_ms(label.timestamp) - pending.timestamp_ms) / 1000
-            monitor = self.version(pending.model, pending.model_version)
-            monitor.performance.add_joined(pending.prediction, label.label, delay)
-            outputs.labels[pending.model, pending.model_version, "joined"] += 1
+            arrived = ArrivedLabel(
+                label.event_id,
+                epoch_ms(label.timestamp),
+                label.label,
+                message.topic,
+                message.partition,
+                message.offset,
+                message.value or b"",
+            )
+            self._settle(label.model, self.join(label.model).add_label(arrived), outputs)
         return outputs
 
     def pending_events(self) -> int:

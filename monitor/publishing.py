@@ -11,15 +11,20 @@ JSONL
     ``prediction_batch`` or ``label``. The line is sent as it is.
 CSV
     One prediction per row. Required columns ``event_id``, ``model``,
-    ``model_version``, ``timestamp`` (RFC 3339 or epoch milliseconds) and
-    ``prediction`` (a number, a string, or a JSON object of class
-    probabilities); every other column is a feature. An empty cell is
-    ``null`` and a cell that looks like a number is one.
+    ``model_version`` (text as written), ``timestamp`` (RFC 3339 or epoch
+    milliseconds) and ``prediction`` (a value, or a JSON object of class
+    probabilities); every other column is a feature. Values are read by
+    :func:`monitor.tables.read_delimited`, as ``reference build`` and
+    ``compare`` read the same file: a column of ``True``/``False`` is sent
+    as JSON booleans, a column of whole numbers as integers (also with
+    empty cells), empty cells and missing markers as ``null``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
@@ -29,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas as pd
 from kafka import KafkaProducer
 
 from monitor.config import TopicsConfig
 from monitor.errors import DriftstreamError
 from monitor.reference import ReferenceProfile
+from monitor.tables import read_delimited
 from monitor.topics import (
     REFERENCE_MESSAGE_BYTES,
     TopicRole,
@@ -54,6 +61,8 @@ from schemas.outputs import reference_key
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 CSV_SUFFIXES = (".csv",)
 CSV_REQUIRED = ("event_id", "model", "model_version", "timestamp", "prediction")
+#: Required columns that are not values, so they are read as written.
+CSV_TEXT_COLUMNS = ("event_id", "model", "model_version", "timestamp")
 INTEGER = re.compile(r"^[+-]?\d+$")
 DECIMAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 #: Headroom above the largest message for the producer's request size.
@@ -175,15 +184,15 @@ def jsonl_messages(
             yield InvalidLine(number, str(rejected))
 
 
-def parse_cell(text: str) -> str | int | float | None:
-    """A CSV cell as a JSON value: empty is ``None``, numbers are numbers.
+def timestamp_value(text: str) -> str | int | float | None:
+    """A CSV timestamp cell: epoch milliseconds when it is a number, else RFC 3339 text.
 
     Examples
     --------
-    >>> parse_cell(""), parse_cell("42"), parse_cell("-1.5e3"), parse_cell("pro")
-    (None, 42, -1500.0, 'pro')
-    >>> parse_cell("nan"), parse_cell("007")
-    ('nan', 7)
+    >>> timestamp_value("1700000000000"), timestamp_value("2026-11-23T10:00:00Z")
+    (1700000000000, '2026-11-23T10:00:00Z')
+    >>> timestamp_value("1.7e12"), timestamp_value("")
+    (1700000000000.0, None)
     """
     if text == "":
         return None
@@ -194,40 +203,99 @@ def parse_cell(text: str) -> str | int | float | None:
     return text
 
 
-def csv_document(row: Mapping[str, str]) -> dict[str, Any]:
-    """The prediction event document of one CSV row (not yet validated).
+def event_value(name: str, cell: Any) -> bool | int | float | str | None:
+    """A typed table cell (from :func:`monitor.tables.read_delimited`) as a JSON value.
+
+    Raises
+    ------
+    ValueError
+        The cell is infinite, which JSON cannot carry (the contract has no
+        way to send it, so the row is reported instead of sent as ``null``).
+
+    Examples
+    --------
+    >>> [event_value("x", cell) for cell in (True, 3, 3.0, "pro", pd.NA, float("nan"))]
+    [True, 3, 3.0, 'pro', None, None]
+    >>> event_value("x", float("-inf"))
+    Traceback (most recent call last):
+    ...
+    ValueError: x: -inf cannot be sent (JSON has no infinity)
+    """
+    if pd.isna(cell):
+        return None
+    if isinstance(cell, float) and math.isinf(cell):
+        raise ValueError(f"{name}: {cell} cannot be sent (JSON has no infinity)")
+    value: bool | int | float | str = cell
+    return value
+
+
+def csv_document(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The prediction event document of one typed CSV row (not yet validated).
+
+    ``row`` is one record of :func:`typed_rows`: the identifiers and the
+    timestamp as text, the prediction and the features as typed cells. A
+    prediction that is text starting with ``{`` is a JSON object of class
+    probabilities.
 
     Examples
     --------
     >>> csv_document({"event_id": "e1", "model": "churn", "model_version": "7",
     ...               "timestamp": "1700000000000", "prediction": '{"yes": 0.8, "no": 0.2}',
-    ...               "age": "41", "plan": "", "city": "Lyon"})  # doctest: +NORMALIZE_WHITESPACE
+    ...               "age": 41, "plan": None, "active": True})  # doctest: +NORMALIZE_WHITESPACE
     {'type': 'prediction', 'event_id': 'e1', 'model': 'churn', 'model_version': '7',
      'timestamp': 1700000000000, 'prediction': {'yes': 0.8, 'no': 0.2},
-     'features': {'age': 41, 'plan': None, 'city': 'Lyon'}}
+     'features': {'age': 41, 'plan': None, 'active': True}}
     """
-    prediction_text = row["prediction"]
+    cell = row["prediction"]
     prediction: Any
-    if prediction_text.lstrip().startswith("{"):
+    if isinstance(cell, str) and cell.lstrip().startswith("{"):
         try:
-            prediction = orjson.loads(prediction_text)
+            prediction = orjson.loads(cell)
         except orjson.JSONDecodeError:
             raise ValueError(
                 "prediction: starts with '{' but is not a JSON object of class probabilities"
             ) from None
     else:
-        prediction = parse_cell(prediction_text)
+        prediction = event_value("prediction", cell)
     return {
         "type": "prediction",
         "event_id": row["event_id"] or None,
         "model": row["model"] or None,
         "model_version": row["model_version"] or None,
-        "timestamp": parse_cell(row["timestamp"]),
+        "timestamp": timestamp_value(row["timestamp"]),
         "prediction": prediction,
         "features": {
-            name: parse_cell(value) for name, value in row.items() if name not in CSV_REQUIRED
+            name: event_value(name, value)
+            for name, value in row.items()
+            if name not in CSV_REQUIRED
         },
     }
+
+
+def typed_rows(names: Sequence[str], rows: Sequence[Sequence[str]]) -> list[dict[str, Any]]:
+    """Rows of text cells typed column by column, exactly as ``read_table`` types a file.
+
+    The rows go back through the same pandas reader that ``reference
+    build`` and ``compare`` use (only rows with the right number of cells
+    reach it), so each column gets the type it would get there.
+
+    Examples
+    --------
+    >>> names = ["event_id", "model", "model_version", "timestamp", "prediction", "active"]
+    >>> rows = [["e1", "m", "007", "5", "True", "False"], ["e2", "m", "1", "6", "False", ""]]
+    >>> [(r["model_version"], r["prediction"], r["active"]) for r in typed_rows(names, rows)]
+    [('007', True, False), ('1', False, None)]
+    """
+    if not rows:
+        return []
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(names)
+    writer.writerows(rows)
+    text.seek(0)
+    frame = read_delimited(text, text_columns=CSV_TEXT_COLUMNS)
+    # Records hold Python scalars (bool, int, float, str) and None for nulls.
+    return [{str(name): cell for name, cell in row.items()} for row in frame.to_dict("records")]
 
 
 def csv_header(header: Sequence[str]) -> list[str]:
@@ -265,7 +333,9 @@ def csv_messages(
 
     Line numbers are those of the file (the header is line 1; a quoted cell
     may span lines, and a row is numbered by its first line). A bad header
-    raises :class:`DriftstreamError` naming ``path:1``.
+    raises :class:`DriftstreamError` naming ``path:1``. Cells are typed per
+    column (:func:`typed_rows`), so the whole file is read before the first
+    row is yielded.
 
     Examples
     --------
@@ -290,27 +360,36 @@ def csv_messages(
         names = csv_header(header)
     except DriftstreamError as error:
         raise DriftstreamError(f"{path}:1: {error}") from None
+    items: list[OutgoingMessage | InvalidLine] = []
+    starts: list[int] = []
+    rows: list[list[str]] = []
     while True:
         start = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
-            return
+            break
         except csv.Error as error:
-            yield InvalidLine(start, f"not valid CSV: {error}")
+            items.append(InvalidLine(start, f"not valid CSV: {error}"))
             continue
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != len(names):
-            yield InvalidLine(start, f"{len(row)} cells, the header has {len(names)} columns")
+            items.append(
+                InvalidLine(start, f"{len(row)} cells, the header has {len(names)} columns")
+            )
             continue
+        starts.append(start)
+        rows.append(row)
+    for start, record in zip(starts, typed_rows(names, rows), strict=True):
         try:
-            raw = orjson.dumps(csv_document(dict(zip(names, row, strict=True))))
-            yield validated_message(raw, start, limits)
+            raw = orjson.dumps(csv_document(record))
+            items.append(validated_message(raw, start, limits))
         except RejectedMessageError as rejected:
-            yield InvalidLine(start, str(rejected))
+            items.append(InvalidLine(start, str(rejected)))
         except ValueError as error:
-            yield InvalidLine(start, str(error))
+            items.append(InvalidLine(start, str(error)))
+    yield from sorted(items, key=lambda item: item.line)
 
 
 def read_events(path: str | Path, limits: EventLimits | None = None) -> PublishPlan:

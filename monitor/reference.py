@@ -34,6 +34,8 @@ DEFAULT_N_BINS = 10
 DEFAULT_SAMPLE_CAP = 100_000
 #: Categories kept per feature; rarer ones share the "other/unseen" bin.
 DEFAULT_MAX_CATEGORIES = 200
+#: Column of the model's output, unless the reference was built with another.
+DEFAULT_PREDICTION_COLUMN = "prediction"
 
 FloatArray = npt.NDArray[np.float64]
 CountArray = npt.NDArray[np.int64]
@@ -150,6 +152,8 @@ class ReferenceProfile:
     built_at: str | None = None
     #: Model performance on the reference data (when it had labels), by metric.
     performance: Mapping[str, float | None] | None = None
+    #: Column of the model's output: profiled like a feature, compared apart from them.
+    prediction_column: str = DEFAULT_PREDICTION_COLUMN
 
     @classmethod
     def from_frame(
@@ -166,7 +170,7 @@ class ReferenceProfile:
         seed: int = 0,
         built_at: str | None = None,
         label_column: str | None = None,
-        prediction_column: str = "prediction",
+        prediction_column: str = DEFAULT_PREDICTION_COLUMN,
         task: Task | None = None,
     ) -> ReferenceProfile:
         """Build a profile from a DataFrame, one column per feature.
@@ -179,7 +183,11 @@ class ReferenceProfile:
             Columns to profile (default: all).
         n_bins, sample_cap, max_categories, seed
             Histogram bins, retained-sample cap, categories kept, sampling seed.
-        label_column, prediction_column, task
+        prediction_column
+            The model's output column, recorded in the profile so that
+            comparisons keep it apart from the features (it is profiled
+            like one when it is among the profiled columns).
+        label_column, task
             With a label column, the profile also records the model's
             performance on the reference (``prediction_column`` against the
             labels; ``task`` inferred from the first row when not given);
@@ -232,6 +240,7 @@ class ReferenceProfile:
             seed=seed,
             built_at=built_at,
             performance=performance,
+            prediction_column=prediction_column,
         )
 
     @classmethod
@@ -286,6 +295,7 @@ class ReferenceProfile:
                 "seed": self.seed,
                 "built_at": self.built_at,
                 "performance": None if self.performance is None else dict(self.performance),
+                "prediction_column": self.prediction_column,
                 "features": described,
             }
             archive.writestr(_zip_entry("profile.json"), json.dumps(header, indent=1))
@@ -343,6 +353,8 @@ class ReferenceProfile:
             seed=header["seed"],
             built_at=header.get("built_at"),
             performance=header.get("performance"),
+            # Profiles written before the key existed used the default column.
+            prediction_column=header.get("prediction_column", DEFAULT_PREDICTION_COLUMN),
         )
 
     def save(self, path: str | Path) -> None:

@@ -1,9 +1,30 @@
-"""Reading tabular data files (CSV, Parquet) into DataFrames with clear errors."""
+"""Reading data files (CSV, TSV, Parquet) into typed columns, one way for every command.
+
+``reference build``, ``compare``, ``report`` and ``publish`` read their files
+here, so a cell has the same value whichever command reads it: the
+reference's ``True`` is the published event's ``true``, not the text
+``"True"``. Each column gets one type, inferred by pandas from all its cells,
+in pandas' nullable dtypes so that a null does not change the type of the
+other cells:
+
+- booleans (``True``, ``true``, ``FALSE``, ...) when every cell is one;
+- integers when every cell is a whole number written without a decimal
+  point (``3``, ``007``, ``+3``), even with empty cells;
+- floats when any cell has a decimal point or exponent (``3.0`` stays a
+  float, which is the same category key ``"3"`` as the integer ``3``);
+- text otherwise, cell by cell as written (``"1.50"`` in a column that
+  also holds ``"abc"`` stays ``"1.50"``);
+- null for empty cells and pandas' missing-value markers (``NA``, ``N/A``,
+  ``null``, ``NaN``, ``None``, ...).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
+from typing import TextIO
 
+import numpy as np
 import pandas as pd
 
 from monitor.errors import DriftstreamError
@@ -12,11 +33,62 @@ CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
 PARQUET_SUFFIXES = {".parquet", ".pq"}
 
 
+def read_delimited(
+    source: Path | TextIO, sep: str = ",", text_columns: Collection[str] = ()
+) -> pd.DataFrame:
+    """Delimited text as typed columns (see the module docstring).
+
+    Cells of ``text_columns`` are kept exactly as written (empty is ``""``,
+    ``NA`` is ``"NA"``): identifiers such as a model version ``007`` are not
+    values.
+
+    Examples
+    --------
+    >>> import io
+    >>> text = "flag,count,share,plan,version\\nTrue,3,1,a,007\\n,,0.5,NA,\\nfalse,4,,b,1\\n"
+    >>> frame = read_delimited(io.StringIO(text), text_columns=["version"])
+    >>> frame.dtypes.astype(str).tolist()
+    ['boolean', 'Int64', 'Float64', 'string', 'object']
+    >>> [row for row in frame.astype(object).itertuples(index=False)][1]
+    Pandas(flag=<NA>, count=<NA>, share=0.5, plan=<NA>, version='')
+    """
+    return pd.read_csv(
+        source,
+        sep=sep,
+        low_memory=False,
+        dtype_backend="numpy_nullable",
+        converters=dict.fromkeys(text_columns, str),
+    )
+
+
+def nan_as_null(frame: pd.DataFrame) -> pd.DataFrame:
+    """Float columns with NaN turned into nulls.
+
+    Parquet (and so pandas' nullable floats read from it) keeps NaN apart
+    from null; driftstream treats NaN as a null everywhere.
+
+    Examples
+    --------
+    >>> zero_by_zero = pd.array([1.0, 0.0, None], dtype="Float64") / 0.0
+    >>> frame = pd.DataFrame({"x": zero_by_zero})
+    >>> frame["x"].isna().tolist(), nan_as_null(frame)["x"].isna().tolist()
+    ([False, False, True], [False, True, True])
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_float_dtype(column.dtype):
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            frame[name] = pd.array(values, dtype="Float64")
+    return frame
+
+
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file, failing with one clear line on bad input.
+    """Read a CSV, TSV or Parquet file into typed columns, failing with one clear line.
 
     The format is chosen by suffix: ``.csv``/``.tsv``/``.txt`` are read as
-    delimited text (``.tsv`` tab-separated), ``.parquet``/``.pq`` as Parquet.
+    delimited text (``.tsv`` tab-separated) by :func:`read_delimited`,
+    ``.parquet``/``.pq`` as Parquet (its own column types, in the same
+    nullable dtypes, NaN as null).
 
     Raises
     ------
@@ -36,9 +108,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     suffix = file.suffix.lower()
     try:
         if suffix in CSV_SUFFIXES:
-            frame = pd.read_csv(file, sep="\t" if suffix == ".tsv" else ",", low_memory=False)
+            frame = read_delimited(file, sep="\t" if suffix == ".tsv" else ",")
         elif suffix in PARQUET_SUFFIXES:
-            frame = pd.read_parquet(file)
+            frame = nan_as_null(pd.read_parquet(file, dtype_backend="numpy_nullable"))
         else:
             raise DriftstreamError(
                 f"{file}: unknown format {suffix or '(no suffix)'!r}; use .csv, .tsv or .parquet"

@@ -131,6 +131,40 @@ def record_document(
     return document
 
 
+def printed_form(document: dict[str, Any], envelope: bool) -> Any:
+    """What ``tail`` prints for a :func:`record_document`: its value, or all of it.
+
+    Without ``envelope`` only the value is printed, unless the value could
+    not be read (not JSON, not a profile): then the whole document, so the
+    raw bytes and the error are not hidden.
+
+    Examples
+    --------
+    >>> document = record_document(TailTopic.RESULTS, 0, 7, b"k", b'{"severity": "ok"}')
+    >>> printed_form(document, envelope=False), printed_form(document, envelope=True)["offset"]
+    ({'severity': 'ok'}, 7)
+    >>> printed_form(record_document(TailTopic.RESULTS, 0, 8, b"k", b"\\xff"), envelope=False)
+    {'partition': 0, 'offset': 8, 'key': 'k', 'value': '/w==', 'value_encoding': 'base64'}
+    """
+    if envelope or "value_encoding" in document or "error" in document:
+        return document
+    return document["value"]
+
+
+def of_model(document: dict[str, Any], model: str | None) -> bool:
+    """Whether a record's value belongs to ``model`` (every record when ``None``).
+
+    Examples
+    --------
+    >>> of_model({"value": {"model": "churn"}}, "churn"), of_model({"value": None}, "churn")
+    (True, False)
+    """
+    if model is None:
+        return True
+    value = document["value"]
+    return isinstance(value, dict) and value.get("model") == model
+
+
 def caught_up(positions: Mapping[int, int], highwaters: Mapping[int, int | None]) -> bool:
     """Whether every partition's position has reached its known high-water mark.
 
@@ -207,7 +241,7 @@ class Tail:
 
     def run(
         self,
-        emit: Callable[[dict[str, Any]], None],
+        emit: Callable[[dict[str, Any]], bool],
         *,
         from_beginning: bool = True,
         max_records: int | None = None,
@@ -216,7 +250,9 @@ class Tail:
     ) -> TailOutcome:
         """Pass each record to ``emit`` (as :func:`record_document`) until done.
 
-        Done means: ``max_records`` records, or (unless ``follow``) every
+        ``emit`` says whether it printed the record (a filter may leave it
+        out); only printed records count. Done means: ``max_records``
+        printed records, or (unless ``follow``) every
         partition caught up with its high-water mark, or ``timeout`` seconds
         (``None``: no limit). With ``from_beginning=False`` only records
         written after the first fetch are shown.
@@ -241,12 +277,10 @@ class Tail:
                 batches = self._consumer.poll(timeout_ms=int(wait_ms), max_records=limit)
                 for tp in sorted(batches):
                     for record in batches[tp]:
-                        emit(
-                            record_document(
-                                self.kind, tp.partition, record.offset, record.key, record.value
-                            )
+                        document = record_document(
+                            self.kind, tp.partition, record.offset, record.key, record.value
                         )
-                        count += 1
+                        count += emit(document)
 
     def _caught_up(self) -> bool:
         positions = {tp.partition: self._consumer.position(tp) for tp in self.partitions}
@@ -275,7 +309,7 @@ def tail_topic(
     client_options: Mapping[str, Any],
     topic: str,
     kind: TailTopic,
-    emit: Callable[[dict[str, Any]], None],
+    emit: Callable[[dict[str, Any]], bool],
     *,
     from_beginning: bool = True,
     max_records: int | None = None,

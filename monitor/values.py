@@ -59,6 +59,8 @@ def category_column(column: pd.Series) -> npt.NDArray[np.object_]:
     --------
     >>> category_column(pd.Series([1.0, None, 2.0])).tolist()
     ['1', None, '2']
+    >>> category_column(pd.Series([True, None, False], dtype="boolean")).tolist()
+    ['true', None, 'false']
     """
     nulls = column.isna().to_numpy()
     keys = np.full(len(column), None, dtype=object)
@@ -84,6 +86,8 @@ def numeric_column(column: pd.Series, name: str) -> npt.NDArray[np.float64]:
     --------
     >>> numeric_column(pd.Series([1, None, "2.5"]), "x")
     array([1. , nan, 2.5])
+    >>> numeric_column(pd.Series([True, None], dtype="boolean"), "flag")
+    array([ 1., nan])
     >>> numeric_column(pd.Series(["a"]), "x")
     Traceback (most recent call last):
     ...
@@ -120,11 +124,9 @@ def infer_kind(column: pd.Series) -> FeatureKind:
     if pd.api.types.is_numeric_dtype(dtype):
         present = column.dropna()
         if present.empty:
-            return (
-                FeatureKind.NUMERIC
-                if pd.api.types.is_float_dtype(dtype)
-                else FeatureKind.CATEGORICAL
-            )
+            # An all-empty CSV column reads as nullable integers: nothing in it
+            # says categorical, so it stays numeric as an all-NaN column does.
+            return FeatureKind.NUMERIC
         if _is_integral(present) and present.nunique() <= MAX_INTEGER_CATEGORIES:
             return FeatureKind.CATEGORICAL
         return FeatureKind.NUMERIC

@@ -54,7 +54,7 @@ from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, frame_from_window, write_evidently_report
 from monitor.metrics import DriftMetrics
 from monitor.partition import InputMessage, Outputs, PartitionState
-from monitor.reference import ReferenceProfile, is_profile_file
+from monitor.reference import ReferenceProfile
 from monitor.snapshots import latest_snapshot, snapshot_records
 from schemas.alerts import AlertDeadLetter, AlertEvent
 from schemas.outputs import parse_reference_key, reference_key
@@ -116,20 +116,7 @@ class Pipeline:
 
     async def start(self) -> None:
         """Load configured references, start the producer."""
-        for model, settings in self.config.models.items():
-            if settings.reference is None:
-                continue
-            path = settings.reference
-            if not is_profile_file(path):
-                raise DriftstreamError(
-                    f"models.{model}.reference: {path} is not a reference profile "
-                    "(build one with `driftstream reference build`)"
-                )
-            profile = ReferenceProfile.load(path)
-            if profile.model != model:
-                raise DriftstreamError(
-                    f"models.{model}.reference: {path} is a profile of model {profile.model!r}"
-                )
+        for profile in self.config.load_references().values():
             self.catalog.put(profile)
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
@@ -338,26 +325,38 @@ class Pipeline:
                 active = {(model, version) for model, version, _ in outputs.events if model}
                 transitions = state.alerts.observe(outputs.results, active, now)
                 await self._write_reports(state, outputs, transitions)
-                await self._publish(outputs)
+                await self._publish(outputs, partition)
                 self._count(outputs, transitions, now)
                 self.unacked[partition].extend(group)
                 self.unsnapshotted_since.setdefault(partition, time.monotonic())
                 if len(self.unacked[partition]) >= self.config.worker.snapshot_max_events:
                     await self._snapshot(partition)
 
-    async def _publish(self, outputs: Outputs) -> None:
+    async def _publish(self, outputs: Outputs, partition: int) -> None:
+        """Send what processing ``partition`` produced.
+
+        Results go to the results partition of the same number (modulo the
+        topic's size), not where their key hashes: all windows of a model
+        then sit in one partition, in the order they closed, and a key
+        still always lands in the same partition, as compaction needs.
+        """
         assert self.producer is not None
         topics = self.config.topics
-        sends: list[tuple[str, bytes, bytes]] = [
-            (topics.deadletter, letter.key(), letter.to_json()) for letter in outputs.dead_letters
+        sends: list[tuple[str, bytes, bytes, int | None]] = [
+            (topics.deadletter, letter.key(), letter.to_json(), None)
+            for letter in outputs.dead_letters
         ]
         sends += [
-            (topics.references, reference_key(p.model, p.model_version), p.to_bytes())
+            (topics.references, reference_key(p.model, p.model_version), p.to_bytes(), None)
             for p in outputs.references
         ]
-        sends += [(topics.results, result.key(), result.to_json()) for result in outputs.results]
+        if outputs.results:
+            results_partitions = await self.producer.partitions_for(topics.results)
+            to = partition % len(results_partitions)
+            sends += [(topics.results, r.key(), r.to_json(), to) for r in outputs.results]
         futures = [
-            await self.producer.send(topic, value=value, key=key) for topic, key, value in sends
+            await self.producer.send(topic, value=value, key=key, partition=number)
+            for topic, key, value, number in sends
         ]
         await asyncio.gather(*futures)
         for result in outputs.results:
@@ -497,10 +496,18 @@ class Pipeline:
                 self.metrics.queued(sink, depth)
 
     def consumer_lag(self, highwater: Any) -> None:
-        """Set lag gauges: high-water mark (from fetches) minus the next offset to process."""
+        """Set lag gauges of every owned input partition, once a fetch reported its mark.
+
+        Lag is the high-water mark (from fetch responses) minus the next
+        offset the partition's state will process.
+        """
         lags: dict[tuple[str, int], int] = {}
-        for partition, state in self.partitions.items():
-            for topic, offset in state.offsets.items():
+        inputs = (self.config.topics.predictions, self.config.topics.labels)
+        for partition in self.assigned or ():
+            state = self.partitions.get(partition)
+            for topic in inputs:
+                # nothing processed from it yet: it is read from its start
+                offset = state.offsets.get(topic, 0) if state is not None else 0
                 mark = highwater(TP(topic, partition))
                 if mark is not None:
                     lags[topic, partition] = max(0, mark - offset)

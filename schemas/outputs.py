@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 #: Reason codes beyond schemas.decoding.RejectReason that only a worker can tell.
 LATE = "late"
 UNMATCHED_LABEL = "unmatched_label"
+MISMATCHED_LABEL = "mismatched_label"
 
 
 class Output(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 DRIFTSTREAM = str(Path(sys.executable).parent / "driftstream")
@@ -11,13 +12,19 @@ DRIFTSTREAM = str(Path(sys.executable).parent / "driftstream")
 ENVIRONMENT = {"COLUMNS": "120", "PATH": "/usr/bin:/bin"}
 
 
-def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    """Run the console script, capturing output (bounded by a timeout)."""
+def run(
+    *args: str | Path, environment: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the console script, capturing output (bounded by a timeout).
+
+    ``environment`` adds variables (such as ``DRIFTSTREAM_*`` overrides) to
+    the fixed minimal one.
+    """
     return subprocess.run(
         [DRIFTSTREAM, *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        env=ENVIRONMENT,
+        env={**ENVIRONMENT, **(environment or {})},
     )

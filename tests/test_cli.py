@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from scipy import stats
 
 from tests.console import run
@@ -145,6 +147,156 @@ def test_report_writes_an_evidently_html_page(data: Path) -> None:
     assert out.stat().st_size > 10_000
 
 
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Reference data with the model's output in ``prediction``, and two current files.
+
+    ``output_shift.csv``: only the output's class shares moved (0.3 -> 0.6
+    "yes"); ``both_shift.csv``: the output and ``age`` (+1 sd) moved.
+    """
+    folder = tmp_path_factory.mktemp("scored")
+    rng = np.random.default_rng(5)
+
+    def table(n: int, age_mean: float, yes_share: float) -> pd.DataFrame:
+        # The output is the first column, so only keeping it apart puts it last.
+        return pd.DataFrame(
+            {
+                "prediction": rng.choice(["yes", "no"], n, p=[yes_share, 1 - yes_share]),
+                "age": rng.normal(age_mean, 10, n),
+                "plan": rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2]),
+            }
+        )
+
+    table(4000, 40, 0.3).to_csv(folder / "reference.csv", index=False)
+    table(1000, 40, 0.6).to_csv(folder / "output_shift.csv", index=False)
+    table(1000, 50, 0.6).to_csv(folder / "both_shift.csv", index=False)
+    return folder
+
+
+def scored_profile(scored: Path, column: str = "prediction") -> Path:
+    """``reference build`` of the scored reference, the output in ``column``."""
+    profile = scored / f"churn-{column}.dsprofile"
+    reference = scored / "reference.csv"
+    if column != "prediction":
+        reference = scored / f"reference-{column}.csv"
+        pd.read_csv(scored / "reference.csv").rename(columns={"prediction": column}).to_csv(
+            reference, index=False
+        )
+    built = run(
+        "reference", "build", reference, "--model", "churn", "--version", "7", "--out", profile,
+        "--prediction-column", column,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.rstrip().endswith(
+        f"1 numeric and 1 categorical features and the model output {column} (categorical)"
+    )
+    return profile
+
+
+def test_an_output_only_shift_is_reported_apart_and_does_not_fail_compare(scored: Path) -> None:
+    """The output is the separate ``prediction`` entry, outside drifted_features and --fail-on."""
+    profile = scored_profile(scored)
+    current = scored / "output_shift.csv"
+    result = run(
+        "compare", "--reference", profile, "--current", current, "--json", "--fail-on", "critical"
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert list(report["features"]) == ["age", "plan"]
+    assert {f["severity"] for f in report["features"].values()} == {"ok"}
+    assert report["severity"] == "ok"
+    assert report["drifted_features"] == []
+    output = report["prediction"]
+    assert output["severity"] == "critical"
+    reference_shares = pd.read_csv(scored / "reference.csv")["prediction"].value_counts(
+        normalize=True
+    )
+    observed = pd.read_csv(current)["prediction"].value_counts()
+    expected = stats.chisquare(
+        observed.to_numpy(), observed.sum() * reference_shares[observed.index].to_numpy()
+    )
+    chi2 = output["tests"]["chi2"]
+    assert chi2["statistic"] == pytest.approx(expected.statistic, rel=1e-9)
+    # A family of its own: one p-value, nothing to correct.
+    assert chi2["adjusted_p_value"] == chi2["p_value"]
+    # The features' family is the features alone: BH over their two p-values.
+    for test in ("ks", "chi2"):
+        tested = [f["tests"][test] for f in report["features"].values() if test in f["tests"]]
+        assert len(tested) == 1
+        assert tested[0]["adjusted_p_value"] == pytest.approx(tested[0]["p_value"], rel=1e-12)
+    psi = [f["tests"]["psi"] for f in report["features"].values()]
+    bh = stats.false_discovery_control([t["p_value"] for t in psi])
+    assert [t["adjusted_p_value"] for t in psi] == pytest.approx(bh.tolist(), rel=1e-12)
+
+    table = run("compare", "--reference", profile, "--current", current)
+    assert table.returncode == 0, table.stderr
+    assert "0 of 2 features drifted; model output prediction: critical" in table.stdout
+    rows = [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in table.stdout.splitlines()
+        if line.startswith("│")
+    ]
+    assert [(row[0], row[-1]) for row in rows] == [
+        ("age", "ok"),
+        ("plan", "ok"),
+        ("prediction (output)", "critical"),
+    ]
+
+
+def test_a_feature_shift_still_fails_compare_with_the_output_apart(scored: Path) -> None:
+    """A drifted feature fails --fail-on critical; the output is never among the features."""
+    result = run(
+        "compare", "--reference", scored_profile(scored), "--current", scored / "both_shift.csv",
+        "--json", "--fail-on", "critical",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["drifted_features"] == ["age"]
+    assert report["severity"] == "critical"
+    assert report["prediction"]["severity"] == "critical"
+    assert "prediction" not in report["features"]
+
+
+def test_report_puts_the_output_after_the_features(scored: Path) -> None:
+    """report: the features' drift widgets, then the output's (first in the data)."""
+    out = scored / "report.html"
+    result = run(
+        "report", "--reference", scored_profile(scored), "--current", scored / "output_shift.csv",
+        "--out", out,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    columns = re.findall(r"column '(\w+)'", out.read_text())
+    assert list(dict.fromkeys(columns)) == ["age", "plan", "prediction"]
+    # Once each: ks, psi and wasserstein; chi2, psi and js.
+    assert {name: columns.count(name) for name in columns} == {"age": 3, "plan": 3, "prediction": 3}
+
+
+def test_the_output_column_is_the_one_the_reference_was_built_with(scored: Path) -> None:
+    """A profile built with --prediction-column score knows its output; a data file is told."""
+    current = scored / "output_shift-score.csv"
+    pd.read_csv(scored / "output_shift.csv").rename(columns={"prediction": "score"}).to_csv(
+        current, index=False
+    )
+    from_profile = run(
+        "compare", "--reference", scored_profile(scored, "score"), "--current", current, "--json",
+        "--fail-on", "critical",
+    )  # fmt: skip
+    assert from_profile.returncode == 0, from_profile.stdout + from_profile.stderr
+    report = json.loads(from_profile.stdout)
+    assert list(report["features"]) == ["age", "plan"]
+    assert report["prediction"]["severity"] == "critical"
+    reference = scored / "reference-score.csv"
+    untold = run("compare", "--reference", reference, "--current", current, "--json")
+    assert json.loads(untold.stdout)["drifted_features"] == ["score"]
+    assert json.loads(untold.stdout)["prediction"] is None
+    told = run(
+        "compare", "--reference", reference, "--current", current, "--json",
+        "--prediction-column", "score", "--fail-on", "critical",
+    )  # fmt: skip
+    assert told.returncode == 0, told.stdout + told.stderr
+    assert json.loads(told.stdout)["prediction"]["severity"] == "critical"
+
+
 def newer_profile(data: Path) -> Path:
     """A copy of a real profile claiming schema version 99."""
     source = data / "source.dsprofile"
@@ -231,3 +383,167 @@ def test_check_config_prints_the_effective_config_or_the_exact_error(tmp_path: P
     assert failed.stderr.strip() == (
         f"error: {bad}: models.churn.window.size_events: Input should be greater than 0"
     )
+
+
+EXAMPLE = Path(__file__).parent.parent / "driftstream.example.yaml"
+README = Path(__file__).parent.parent / "README.md"
+
+
+@pytest.fixture(scope="module")
+def churn_profile(data: Path) -> Path:
+    """A reference profile of model churn, version 7."""
+    profile = data / "churn-7.dsprofile"
+    built = run(
+        "reference",
+        "build",
+        data / "reference.csv",
+        "--model",
+        "churn",
+        "--version",
+        "7",
+        "--out",
+        profile,
+    )
+    assert built.returncode == 0, built.stderr
+    return profile
+
+
+def test_check_config_names_a_missing_or_unusable_reference_file(
+    tmp_path: Path, data: Path
+) -> None:
+    """check-config reads every configured profile: no such file, or why it is none."""
+    config = tmp_path / "driftstream.yaml"
+    for reference, problem in [
+        ("references/churn-7.dsprofile", "references/churn-7.dsprofile: no such file"),
+        (str(data / "reference.csv"), f"{data / 'reference.csv'}: not a driftstream reference"),
+    ]:
+        config.write_text(f"models: {{churn: {{reference: {reference}}}}}\n")
+        result = run("check-config", config)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"error: models.churn.reference: {problem}")
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_run_names_a_missing_reference_before_starting_a_broker(tmp_path: Path) -> None:
+    """run checks references first: no embedded broker is announced, one error line."""
+    config = tmp_path / "driftstream.yaml"
+    config.write_text("models: {churn: {reference: churn-7.dsprofile}}\n")
+    result = run("run", "--config", config)
+    assert result.returncode == 2
+    assert result.stderr == "error: models.churn.reference: churn-7.dsprofile: no such file\n"
+
+
+def test_the_readme_environment_override_example_passes(tmp_path: Path) -> None:
+    """The README's size_events override turns the example's time window into a count one."""
+    assert (
+        "DRIFTSTREAM_MODELS__CHURN__WINDOW__SIZE_EVENTS=5000 driftstream check-config "
+        "driftstream.example.yaml" in README.read_text()
+    )
+    result = run(
+        "check-config",
+        EXAMPLE,
+        environment={"DRIFTSTREAM_MODELS__CHURN__WINDOW__SIZE_EVENTS": "5000"},
+    )
+    assert result.returncode == 0, result.stderr
+    window = yaml.safe_load(result.stdout)["models"]["churn"]["window"]
+    assert (window["size_events"], window["duration"]) == (5000, None)
+    assert (window["allowed_lateness"], window["min_samples"]) == ("30s", 200)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DRIFTSTREAM_WORKER__WEB_PROT", "1", "worker.web_prot: Extra inputs are not permitted"),
+        (
+            "DRIFTSTREAM_WORKER__WEB_PORT",
+            "abc",
+            "worker.web_port: Input should be a valid integer, "
+            "unable to parse string as an integer",
+        ),
+    ],
+)
+def test_check_config_blames_a_bad_environment_variable_not_the_file(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    """An unknown or invalid DRIFTSTREAM_* value is reported with the variable's name."""
+    config = tmp_path / "min.yaml"
+    config.write_text("worker: {group_id: g}\n")
+    result = run("check-config", config, environment={variable: value})
+    assert result.returncode == 2
+    assert result.stderr == f"error: environment variable {variable}: {message}\n"
+
+
+def test_init_writes_a_config_that_passes_check_config(tmp_path: Path, churn_profile: Path) -> None:
+    """init writes a commented config for the model and its reference; check-config takes it."""
+    out = tmp_path / "driftstream.yaml"
+    result = run("init", "--model", "churn", "--reference", churn_profile, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"wrote {out}: model churn, reference {churn_profile}\n"
+    text = out.read_text()
+    assert text.startswith("# driftstream configuration, written by `driftstream init`")
+    assert yaml.safe_load(text) == {
+        "broker": {"url": ""},
+        "models": {
+            "churn": {
+                "reference": str(churn_profile),
+                "window": {"size_events": 1000, "min_samples": 100},
+            }
+        },
+    }
+    checked = run("check-config", out)
+    assert checked.returncode == 0, checked.stderr
+    assert f"reference: {churn_profile}" in checked.stdout
+
+
+def test_init_keeps_an_existing_file_unless_forced(tmp_path: Path, churn_profile: Path) -> None:
+    """An existing file stays as it is (exit 2); --force replaces it."""
+    out = tmp_path / "driftstream.yaml"
+    out.write_text("mine\n")
+    arguments = ("init", "--model", "churn", "--reference", churn_profile, "--out", out)
+    refused = run(*arguments)
+    assert refused.returncode == 2
+    assert refused.stderr == f"error: {out} already exists; --force overwrites it\n"
+    assert out.read_text() == "mine\n"
+    forced = run(*arguments, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "models" in yaml.safe_load(out.read_text())
+
+
+@pytest.mark.parametrize(
+    ("model", "reference", "problem"),
+    [
+        ("churn", "missing.dsprofile", "missing.dsprofile: no such file"),
+        ("fraud", "PROFILE", "PROFILE is a profile of model 'churn', not 'fraud'"),
+    ],
+)
+def test_init_refuses_a_reference_that_is_not_the_models_profile(
+    tmp_path: Path, churn_profile: Path, model: str, reference: str, problem: str
+) -> None:
+    """init checks the profile like check-config would, and writes nothing."""
+    out = tmp_path / "driftstream.yaml"
+    path = str(churn_profile) if reference == "PROFILE" else reference
+    result = run("init", "--model", model, "--reference", path, "--out", out)
+    assert result.returncode == 2
+    assert result.stderr == f"error: --reference {problem.replace('PROFILE', path)}\n"
+    assert not out.exists()
+
+
+def test_init_quotes_names_that_yaml_would_misread(tmp_path: Path, data: Path) -> None:
+    """A model named "yes" stays the string "yes" in the written file."""
+    profile = data / "yes.dsprofile"
+    built = run(
+        "reference",
+        "build",
+        data / "reference.csv",
+        "--model",
+        "yes",
+        "--version",
+        "1",
+        "--out",
+        profile,
+    )
+    assert built.returncode == 0, built.stderr
+    out = tmp_path / "driftstream.yaml"
+    assert run("init", "--model", "yes", "--reference", profile, "--out", out).returncode == 0
+    assert list(yaml.safe_load(out.read_text())["models"]) == ["yes"]
+    assert run("check-config", out).returncode == 0

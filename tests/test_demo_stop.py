@@ -24,11 +24,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import psutil
 import pyte
 import pytest
 
-from monitor.broker import port_is_free
+from monitor.broker import free_port, port_is_free
+from tests.console import DRIFTSTREAM
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 ROWS, COLUMNS = 24, 80
@@ -183,7 +185,50 @@ def test_make_demo_explains_its_start_fits_the_terminal_and_stops_everything(sto
             time.sleep(0.1)
         took = time.monotonic() - began
         assert alive(running) == [], f"still running {took:.1f} s after {stop}"
+        print(f"{stop}: {len(running)} processes stopped {took:.1f} s after the signal")
         assert [port for port in ports if not port_is_free(port)] == []
         terminal.reader.join(STOP_TIMEOUT)
         assert "stopped: simulated service, worker and broker." in terminal.history
         assert re.search(r"\d+ windows evaluated", terminal.history)
+
+
+def test_run_with_its_embedded_broker_stops_on_ctrl_c_in_a_terminal(tmp_path: Path) -> None:
+    """`driftstream run` alone: Ctrl-C reaches the worker, which then stops its broker."""
+    web_port, metrics_port = free_port(), free_port()
+    config = tmp_path / "driftstream.yaml"
+    config.write_text(
+        f"worker: {{web_port: {web_port}, session_timeout: 6s}}\n"
+        f"metrics: {{port: {metrics_port}}}\n"
+    )
+    terminal = Terminal([DRIFTSTREAM, "run", "--config", str(config)], demo_environment())
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not worker_ready(web_port):
+            assert terminal.process.poll() is None, terminal.text()
+            assert time.monotonic() < deadline, terminal.text()
+            time.sleep(0.2)
+        running = descendants(terminal.process.pid)
+        assert any("tansu" in " ".join(psutil.Process(pid).cmdline()) for pid in running)
+        ports = listening_ports(running) | listening_ports({terminal.process.pid: 0.0})
+        terminal.type(b"\x03")
+        assert terminal.process.wait(STOP_TIMEOUT) == 0
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while alive(running) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alive(running) == []
+        assert [port for port in ports if not port_is_free(port)] == []
+    finally:
+        if terminal.process.poll() is None:
+            for child in psutil.Process(terminal.process.pid).children(True):
+                child.kill()
+            terminal.process.kill()
+            terminal.process.wait(10)
+        os.close(terminal.master)
+
+
+def worker_ready(port: int) -> bool:
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=0.5, trust_env=False)
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200

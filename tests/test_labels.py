@@ -19,13 +19,26 @@ from sklearn.metrics import (  # type: ignore[import-untyped]  # no stubs
     root_mean_squared_error,
 )
 
-from monitor.labels import LabelJoin, PendingPrediction, PerformanceWindow
+from monitor.labels import (
+    ArrivedLabel,
+    JoinOutcome,
+    LabelJoin,
+    PendingPrediction,
+    PerformanceWindow,
+)
 from monitor.stats.performance import LabelValue, PredictionValue
 
 
 def pending(timestamp_ms: int, prediction: PredictionValue = 0.5) -> PendingPrediction:
     """A pending prediction of a fixed model at ``timestamp_ms``."""
     return PendingPrediction("churn", "7", timestamp_ms, prediction)
+
+
+def arrived(
+    event_id: str, timestamp_ms: int, offset: int = 0, value: LabelValue = 1.0
+) -> ArrivedLabel:
+    """A label of ``event_id`` at ``timestamp_ms``, as message ``offset`` of the label topic."""
+    return ArrivedLabel(event_id, timestamp_ms, value, "labels", 3, offset, b'{"o": %d}' % offset)
 
 
 def json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
@@ -36,35 +49,62 @@ def json_round_trip(state: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class NaiveJoin:
-    """A slow, obviously correct LabelJoin to compare against."""
+    """A slow, obviously correct LabelJoin to compare against (see its class notes)."""
 
     ttl_ms: int
     max_pending: int
     newest_ms: int | None = None
     arrivals: int = 0
-    items: list[tuple[int, int, str, PendingPrediction]] = field(default_factory=list)
+    #: (timestamp_ms, arrival, event_id, prediction)
+    predictions: list[tuple[int, int, str, PendingPrediction]] = field(default_factory=list)
+    #: (timestamp_ms, arrival, label)
+    labels: list[tuple[int, int, ArrivedLabel]] = field(default_factory=list)
 
-    def add(self, event_id: str, prediction: PendingPrediction) -> list[PendingPrediction]:
-        left = [item[3] for item in self.items if item[2] == event_id]
-        self.items = [item for item in self.items if item[2] != event_id]
-        self.items.append((prediction.timestamp_ms, self.arrivals, event_id, prediction))
-        self.arrivals += 1
+    def add(self, event_id: str, prediction: PendingPrediction) -> JoinOutcome:
+        outcome = JoinOutcome()
+        waiting = sorted(
+            (item for item in self.labels if item[2].event_id == event_id), key=lambda i: i[1]
+        )
+        if waiting:
+            self.labels.remove(waiting[0])
+            outcome.joined.append((prediction, waiting[0][2]))
+        else:
+            outcome.unlabeled += [item[3] for item in self.predictions if item[2] == event_id]
+            self.predictions = [item for item in self.predictions if item[2] != event_id]
+            self.predictions.append((prediction.timestamp_ms, self.arrivals, event_id, prediction))
+            self.arrivals += 1
         newest = prediction.timestamp_ms
         self.newest_ms = newest if self.newest_ms is None else max(self.newest_ms, newest)
-        ordered = sorted(self.items, key=lambda item: (item[0], item[1]))
+        ordered = sorted(self.predictions, key=lambda item: (item[0], item[1]))
         expired = [item for item in ordered if item[0] + self.ttl_ms < self.newest_ms]
         kept = [item for item in ordered if item[0] + self.ttl_ms >= self.newest_ms]
         over = max(0, len(kept) - self.max_pending)
-        left += [item[3] for item in expired + kept[:over]]
-        self.items = kept[over:]
-        return left
+        outcome.unlabeled += [item[3] for item in expired + kept[:over]]
+        self.predictions = kept[over:]
+        self._release_labels(outcome)
+        return outcome
 
-    def match(self, event_id: str) -> PendingPrediction | None:
-        for item in self.items:
-            if item[2] == event_id:
-                self.items.remove(item)
-                return item[3]
-        return None
+    def add_label(self, label: ArrivedLabel) -> JoinOutcome:
+        outcome = JoinOutcome()
+        for item in self.predictions:
+            if item[2] == label.event_id:
+                self.predictions.remove(item)
+                outcome.joined.append((item[3], label))
+                return outcome
+        self.labels.append((label.timestamp_ms, self.arrivals, label))
+        self.arrivals += 1
+        self._release_labels(outcome)
+        return outcome
+
+    def _release_labels(self, outcome: JoinOutcome) -> None:
+        ordered = sorted(self.labels, key=lambda item: (item[0], item[1]))
+        newest = self.newest_ms
+        expired = [i for i in ordered if newest is not None and i[0] + self.ttl_ms < newest]
+        kept = [i for i in ordered if newest is None or i[0] + self.ttl_ms >= newest]
+        over = max(0, len(kept) - self.max_pending)
+        outcome.expired_labels += [item[2] for item in expired]
+        outcome.evicted_labels += [item[2] for item in kept[:over]]
+        self.labels = kept[over:]
 
 
 # -- LabelJoin ---------------------------------------------------------------
@@ -73,17 +113,18 @@ class NaiveJoin:
 def test_ttl_expiry_is_strict_and_in_event_time() -> None:
     """A prediction leaves once newest - timestamp exceeds the TTL, not at equality."""
     join = LabelJoin(ttl_ms=100, max_pending=10)
-    assert join.add("a", pending(0)) == []
-    assert join.add("b", pending(50)) == []
-    assert join.add("c", pending(100)) == []  # a: 0 + 100 == 100, kept
-    assert join.add("d", pending(101)) == [pending(0)]
+    assert join.add("a", pending(0)) == JoinOutcome()
+    assert join.add("b", pending(50)) == JoinOutcome()
+    assert join.add("c", pending(100)) == JoinOutcome()  # a: 0 + 100 == 100, kept
+    assert join.add("d", pending(101)).unlabeled == [pending(0)]
     assert len(join) == 3
     assert join.newest_ms == 101
     # An older prediction does not move "now" back, and one already expired leaves at once.
-    assert join.add("late", pending(0)) == [pending(0)]
+    assert join.add("late", pending(0)) == JoinOutcome(unlabeled=[pending(0)])
     assert join.newest_ms == 101
-    assert join.match("late") is None
-    assert [p.timestamp_ms for p in join.add("e", pending(220))] == [50, 100, 101]
+    # Its label comes too late to wait: the predictions are already more than the TTL past it.
+    assert join.add_label(arrived("late", 0)) == JoinOutcome(expired_labels=[arrived("late", 0)])
+    assert [p.timestamp_ms for p in join.add("e", pending(220)).unlabeled] == [50, 100, 101]
     assert len(join) == 1
 
 
@@ -93,37 +134,92 @@ def test_capacity_evicts_oldest_timestamp_then_earliest_arrival() -> None:
     join.add("x", pending(50, "x"))
     join.add("y", pending(10, "y"))
     join.add("z", pending(10, "z"))
-    assert join.add("w", pending(30, "w")) == [pending(10, "y")]
-    assert join.add("v", pending(5, "v")) == [pending(5, "v")]
-    assert join.add("u", pending(60, "u")) == [pending(10, "z")]
-    assert [join.match(e) for e in ("w", "x", "u")] == [
-        pending(30, "w"),
-        pending(50, "x"),
-        pending(60, "u"),
-    ]
+    assert join.add("w", pending(30, "w")).unlabeled == [pending(10, "y")]
+    assert join.add("v", pending(5, "v")).unlabeled == [pending(5, "v")]
+    assert join.add("u", pending(60, "u")).unlabeled == [pending(10, "z")]
+    joined = [join.add_label(arrived(e, 100)).joined for e in ("w", "x", "u")]
+    assert [pair[0][0] for pair in joined] == [pending(30, "w"), pending(50, "x"), pending(60, "u")]
     assert len(join) == 0
 
 
 def test_duplicate_event_id_returns_the_replaced_prediction() -> None:
-    """A repeated event_id replaces the earlier prediction, which is returned as evicted."""
+    """A repeated event_id replaces the earlier prediction, which is returned as unlabeled."""
     join = LabelJoin(ttl_ms=1000, max_pending=2)
     join.add("a", pending(0, "first"))
     join.add("b", pending(1, "b"))
-    assert join.add("a", pending(2, "second")) == [pending(0, "first")]
+    assert join.add("a", pending(2, "second")).unlabeled == [pending(0, "first")]
     assert len(join) == 2
     # The replacement carries its own timestamp (2), so "b" (1) is now the oldest.
-    assert join.add("c", pending(3, "c")) == [pending(1, "b")]
-    assert join.match("a") == pending(2, "second")
+    assert join.add("c", pending(3, "c")).unlabeled == [pending(1, "b")]
+    assert join.add_label(arrived("a", 4)).joined == [(pending(2, "second"), arrived("a", 4))]
 
 
-def test_match_pops_once() -> None:
-    """match returns a pending prediction once, then None; unknown ids give None."""
+def test_a_label_joins_its_pending_prediction_once() -> None:
+    """A label takes its pending prediction; a second label of that id finds none and waits."""
     join = LabelJoin(ttl_ms=10, max_pending=5)
     join.add("a", pending(1, {"yes": 0.9, "no": 0.1}))
-    assert join.match("nope") is None
-    assert join.match("a") == pending(1, {"yes": 0.9, "no": 0.1})
-    assert join.match("a") is None
-    assert len(join) == 0
+    first, second = arrived("a", 2, offset=0), arrived("a", 3, offset=1)
+    assert join.add_label(first) == JoinOutcome(
+        joined=[(pending(1, {"yes": 0.9, "no": 0.1}), first)]
+    )
+    assert join.add_label(second) == JoinOutcome()
+    assert (len(join), join.waiting) == (0, 1)
+
+
+def test_a_label_ahead_of_its_prediction_waits_and_joins_when_it_comes() -> None:
+    """The label waits (even before any prediction); its prediction joins it and is not held."""
+    join = LabelJoin(ttl_ms=100, max_pending=5)
+    label = arrived("a", 2_000)
+    assert join.add_label(label) == JoinOutcome()
+    assert (join.newest_ms, join.waiting) == (None, 1)
+    assert join.add("other", pending(1_950)) == JoinOutcome()
+    assert join.add("a", pending(1_998, "p")) == JoinOutcome(joined=[(pending(1_998, "p"), label)])
+    assert (len(join), join.waiting) == (1, 0)
+    # A second label of "a" does not find the prediction again: it waits.
+    assert join.add_label(arrived("a", 2_001)) == JoinOutcome()
+    assert join.waiting == 1
+
+
+def test_a_waiting_label_joins_even_a_prediction_older_than_the_ttl() -> None:
+    """The pair is known, so it joins; held without a label, that prediction would leave at once."""
+    join = LabelJoin(ttl_ms=100, max_pending=5)
+    join.add("now", pending(1_000))
+    label = arrived("a", 950)  # 950 + 100 >= 1000: may still get its prediction
+    assert join.add_label(label) == JoinOutcome()
+    assert join.add("a", pending(850, "old")) == JoinOutcome(joined=[(pending(850, "old"), label)])
+    assert join.add("b", pending(850, "old")) == JoinOutcome(unlabeled=[pending(850, "old")])
+
+
+def test_a_waiting_label_expires_exactly_when_the_predictions_pass_its_time_plus_ttl() -> None:
+    """Kept while L + ttl >= T, handed back as expired once T > L + ttl; on arrival too."""
+    join = LabelJoin(ttl_ms=100, max_pending=5)
+    join.add("p0", pending(0))
+    label = arrived("orphan", 50, offset=9)
+    assert join.add_label(label) == JoinOutcome()
+    assert join.add("p1", pending(150)) == JoinOutcome(unlabeled=[pending(0)])  # T = L + ttl
+    assert join.waiting == 1
+    assert join.add("p2", pending(151)).expired_labels == [label]  # T = L + ttl + 1
+    assert join.waiting == 0
+    # A label arriving already past it leaves in the same call; one exactly at it waits.
+    assert join.add_label(arrived("x", 50)) == JoinOutcome(expired_labels=[arrived("x", 50)])
+    assert join.add_label(arrived("y", 51)) == JoinOutcome()
+    assert join.waiting == 1
+
+
+def test_waiting_labels_are_bounded_by_count_oldest_out_first() -> None:
+    """Over ``max_pending`` waiting labels the smallest timestamp (then arrival) is evicted."""
+    join = LabelJoin(ttl_ms=10, max_pending=3)
+    # No prediction yet: T is undefined, so however old, labels only wait.
+    labels = [arrived(f"l{i}", ts, offset=i) for i, ts in enumerate([500, 7, 7, 900])]
+    assert [join.add_label(label) for label in labels[:3]] == [JoinOutcome()] * 3
+    assert join.add_label(labels[3]) == JoinOutcome(evicted_labels=[labels[1]])
+    assert join.add_label(arrived("l4", 1, offset=4)).evicted_labels == [arrived("l4", 1, offset=4)]
+    assert join.waiting == 3
+    # The first prediction defines T and expires the labels more than the TTL behind it.
+    assert join.add("l3", pending(895)) == JoinOutcome(
+        joined=[(pending(895), labels[3])], expired_labels=[labels[2], labels[0]]
+    )
+    assert join.waiting == 0
 
 
 def test_invalid_parameters() -> None:
@@ -134,20 +230,35 @@ def test_invalid_parameters() -> None:
         LabelJoin(ttl_ms=0, max_pending=0)
 
 
-def test_restore_round_trip_keeps_eviction_order() -> None:
-    """A restored join has the same state and evicts in the same order, ties included."""
+def test_restore_round_trip_keeps_eviction_order_and_waiting_labels() -> None:
+    """A restored join has the same state and hands back the same, ties included."""
     join = LabelJoin(ttl_ms=500, max_pending=4)
     for i, (event_id, ts) in enumerate([("a", 10), ("b", 10), ("c", 5), ("d", 10), ("a", 7)]):
         join.add(event_id, pending(ts, {"k": i / 10}))
-    join.match("d")
+    join.add_label(arrived("d", 11))
+    for offset, (event_id, ts) in enumerate([("w", 300), ("w", 300), ("v", 200), ("u", 12)]):
+        join.add_label(arrived(event_id, ts, offset=offset, value="yes"))
     state = json_round_trip(join.state())
     copy = LabelJoin.restore(state)
     assert copy.state() == join.state()
-    assert len(copy) == len(join) == 3
-    for ts in (10, 10, 520, 900):
-        event_id = f"n{ts}-{len(join)}"
+    assert (len(copy), copy.waiting) == (len(join), join.waiting) == (3, 4)
+    steps = [("w", 10), ("n1", 10), ("w", 510), ("n2", 705), ("v", 700), ("n3", 900)]
+    for event_id, ts in steps:
         assert copy.add(event_id, pending(ts)) == join.add(event_id, pending(ts))
+        assert copy.state() == join.state()
+    assert copy.add_label(arrived("z", 400)) == join.add_label(arrived("z", 400))
     assert copy.state() == join.state()
+
+
+def test_a_state_from_before_waiting_labels_restores_with_none() -> None:
+    """Snapshots written before labels could wait have no "waiting": none wait after restore."""
+    join = LabelJoin(ttl_ms=5, max_pending=2)
+    join.add("a", pending(3))
+    state = json_round_trip(join.state())
+    del state["waiting"]
+    copy = LabelJoin.restore(state)
+    assert (len(copy), copy.waiting, copy.newest_ms) == (1, 0, 3)
+    assert copy.add_label(arrived("a", 4)).joined == [(pending(3), arrived("a", 4))]
 
 
 def test_empty_join_restores() -> None:
@@ -158,22 +269,25 @@ def test_empty_join_restores() -> None:
     assert copy.state() == join.state()
 
 
-def test_heap_stays_bounded_under_many_matches() -> None:
-    """Entries of matched predictions are dropped, so memory follows the pending count."""
+def test_heaps_stay_bounded_under_many_joins() -> None:
+    """Entries of joined predictions and labels are dropped, so memory follows what waits."""
     join = LabelJoin(ttl_ms=10**9, max_pending=10**6)
     for i in range(20_000):
-        assert join.add(str(i), pending(i)) == []
-        assert join.match(str(i)) == pending(i)
-    assert len(join) == 0
+        assert join.add(str(i), pending(i)) == JoinOutcome()
+        assert len(join.add_label(arrived(str(i), i)).joined) == 1
+        assert join.add_label(arrived(f"ahead-{i}", i)) == JoinOutcome()
+        assert len(join.add(f"ahead-{i}", pending(i)).joined) == 1
+    assert (len(join), join.waiting) == (0, 0)
     assert len(join._heap) <= 2 * len(join) + 1024
-    assert join.add("last", pending(0)) == []
+    assert len(join._label_heap) <= 2 * join.waiting + 1024
+    assert join.add("last", pending(0)) == JoinOutcome()
     assert len(join) == 1
 
 
 operations = st.lists(
     st.one_of(
-        st.tuples(st.just("add"), st.integers(0, 15), st.integers(0, 300), st.integers(0, 3)),
-        st.tuples(st.just("match"), st.integers(0, 15), st.just(0), st.just(0)),
+        st.tuples(st.just("prediction"), st.integers(0, 12), st.integers(0, 60)),
+        st.tuples(st.just("label"), st.integers(0, 12), st.integers(0, 60)),
     ),
     max_size=80,
 )
@@ -181,36 +295,54 @@ operations = st.lists(
 
 @given(
     ops=operations,
-    ttl_ms=st.integers(0, 150),
+    # Small times and TTLs make ties and exact TTL boundaries common.
+    ttl_ms=st.integers(0, 30),
     max_pending=st.integers(1, 6),
     split=st.integers(0, 80),
 )
-@settings(max_examples=300, deadline=None)
-def test_join_equals_naive_model_and_restore_midway(
-    ops: list[tuple[str, int, int, int]], ttl_ms: int, max_pending: int, split: int
+@settings(max_examples=400, deadline=None)
+def test_join_equals_naive_model_conserves_and_restores_midway(
+    ops: list[tuple[str, int, int]], ttl_ms: int, max_pending: int, split: int
 ) -> None:
-    """Same outputs as a naive join; restoring midway changes nothing; each prediction
-    comes back exactly once (matched, evicted or still pending)."""
+    """Any interleaving of predictions and labels: the same outcomes as a naive join;
+    restoring midway changes nothing; every prediction comes back exactly once (joined
+    xor unlabeled) and every label exactly once (joined xor unmatched), unless still held."""
     join = LabelJoin(ttl_ms, max_pending)
     naive = NaiveJoin(ttl_ms, max_pending)
-    added = 0
-    returned = 0
-    for step, (kind, key, ts, value) in enumerate(ops):
+    added_predictions: list[PendingPrediction] = []
+    added_labels: list[ArrivedLabel] = []
+    back_predictions: list[PendingPrediction] = []
+    back_labels: list[ArrivedLabel] = []
+    for step, (kind, key, ts) in enumerate(ops):
         if step == split:
             join = LabelJoin.restore(json_round_trip(join.state()))
         event_id = f"e{key}"
-        if kind == "add":
-            prediction = pending(ts, value)
-            left = join.add(event_id, prediction)
-            assert left == naive.add(event_id, prediction)
-            added += 1
-            returned += len(left)
+        if kind == "prediction":
+            prediction = pending(ts, float(step))  # the step number tells them apart
+            outcome = join.add(event_id, prediction)
+            assert outcome == naive.add(event_id, prediction)
+            added_predictions.append(prediction)
         else:
-            matched = join.match(event_id)
-            assert matched == naive.match(event_id)
-            returned += matched is not None
-        assert len(join) == len(naive.items) <= max_pending
-    assert added == returned + len(join)
+            label = arrived(event_id, ts, offset=step)
+            outcome = join.add_label(label)
+            assert outcome == naive.add_label(label)
+            added_labels.append(label)
+        back_predictions += [p for p, _ in outcome.joined] + outcome.unlabeled
+        back_labels += [label for _, label in outcome.joined]
+        back_labels += outcome.expired_labels + outcome.evicted_labels
+        assert len(join) == len(naive.predictions) <= max_pending
+        assert join.waiting == len(naive.labels) <= max_pending
+        state = join.state()
+        held_ids = {entry[0] for entry in state["pending"]}
+        assert held_ids.isdisjoint(entry[1] for entry in state["waiting"])
+        if join.newest_ms is not None:
+            assert all(entry[2] + ttl_ms >= join.newest_ms for entry in state["waiting"])
+    held_predictions = [item[3] for item in naive.predictions]
+    held_labels = [item[2] for item in naive.labels]
+    assert sorted(back_predictions + held_predictions, key=repr) == sorted(
+        added_predictions, key=repr
+    )
+    assert sorted(back_labels + held_labels, key=repr) == sorted(added_labels, key=repr)
 
 
 # -- PerformanceWindow -------------------------------------------------------

@@ -214,6 +214,14 @@ def test_prometheus_scrapes_drift_gauges_and_counters_from_a_worker(
             f'sum(driftstream_consumer_lag_messages{{topic="{config.topics.predictions}"}})',
             0,
         )
+        # every owned input partition, also those that never carried a message
+        for topic in (config.topics.predictions, config.topics.labels):
+            single(
+                prometheus,
+                f'count(driftstream_consumer_lag_messages{{topic="{topic}"}} == 0)',
+                config.topics.partitions,
+            )
+        assert prometheus.query('{__name__=~".+_created"}') == []
         single(prometheus, "driftstream_window_evaluation_seconds_count", 4)
         ages = prometheus.query(f"driftstream_reference_age_seconds{{{version}}}")
         assert len(ages) == 1

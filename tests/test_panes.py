@@ -134,3 +134,21 @@ def test_results_do_not_depend_on_batching_or_restores(
     if not sliding:  # each event is in one closed window, late, or still pending
         counted = sum(len(v) for *_, v in one_by_one[0])
         assert counted + len(one_by_one[1]) + second.pending_events() == len(times)
+
+
+@pytest.mark.parametrize(("kind", "size", "slide"), [("count", 4, 2), ("time", 10, 10)])
+def test_each_closed_window_says_after_how_many_rows_of_its_batch_it_closed(
+    kind: str, size: int, slide: int
+) -> None:
+    """The closing row counts: a count window's last event, a time window's watermark crossing."""
+    times = [0, 5, 12, 25, 31, 33, 47]
+    target = assembler(kind, size, slide)
+    frame = pd.DataFrame({"x": [float(t) for t in times]})
+    head = target.update(frame.iloc[:3], np.array(times[:3], dtype=np.int64))
+    tail = target.update(frame.iloc[3:].reset_index(drop=True), np.array(times[3:], dtype=np.int64))
+    if kind == "count":  # windows [0, 4), [2, 6) close with events 3 and 5
+        assert (head.closed_after_rows, tail.closed_after_rows) == ([], [1, 3])
+    else:  # [0, 10) closes on 12, [10, 20) on 25, [20, 30) on 31, [30, 40) on 47
+        assert (head.closed_after_rows, tail.closed_after_rows) == ([3], [1, 2, 4])
+    for outcome in (head, tail):
+        assert len(outcome.closed) == len(outcome.closed_after_rows)

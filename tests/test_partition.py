@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,10 +10,19 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
-from monitor.partition import InputMessage, Outputs, PartitionState
+from monitor.framing import frame, unframe
+from monitor.partition import (
+    SNAPSHOT_MAGIC,
+    SNAPSHOT_VERSION,
+    InputMessage,
+    Outputs,
+    PartitionState,
+)
 from monitor.reference import ReferenceProfile
 from schemas.outputs import DeadLetter
 
@@ -202,8 +212,9 @@ def test_labels_join_predictions_and_performance_is_reported() -> None:
         messages([*labels, {**labels[0], "event_id": "nope"}], topic=LABELS)
     )
     assert label_outputs.labels["m", "1", "joined"] == 400
-    (unmatched,) = label_outputs.dead_letters
-    assert unmatched.reason == "unmatched_label"
+    # "nope" may still get its prediction: it waits instead of being dead-lettered
+    assert label_outputs.dead_letters == []
+    assert state.joins["m"].waiting == 1
     result = state.on_predictions(messages(docs[500:], start=500)).results[0]
     performance = result.performance
     assert performance is not None
@@ -277,3 +288,191 @@ def test_performance_is_compared_with_the_reference_performance() -> None:
     assert performance["change"]["accuracy"] == pytest.approx(
         performance["metrics"]["accuracy"] - profile.performance["accuracy"]
     )
+
+
+def label_documents(docs: list[dict[str, Any]], delay_ms: int = 2000) -> list[dict[str, Any]]:
+    """A "yes" label for each prediction, ``delay_ms`` after it."""
+    return [
+        {
+            "event_id": d["event_id"],
+            "model": "m",
+            "label": "yes",
+            "timestamp": d["timestamp"] + delay_ms,
+        }
+        for d in docs
+    ]
+
+
+def performances(outputs: list[Outputs]) -> list[dict[str, Any] | None]:
+    return [r.performance for o in outputs for r in o.results]
+
+
+@pytest.mark.parametrize("chunk", [1000, 333, 7])
+def test_labels_ahead_of_their_predictions_join_in_the_window_of_their_prediction(
+    chunk: int,
+) -> None:
+    """Every label published before its prediction joins it; a window counts exactly the
+    labelled predictions it holds, however the predictions were batched."""
+    state = state_with_reference()
+    docs = events(1000, seed=13)
+    labelled = [d for i, d in enumerate(docs) if i % 10 != 3 and i % 7 != 0]
+    ahead = state.on_labels(messages(label_documents(labelled), topic=LABELS))
+    assert ahead.dead_letters == []
+    assert sum(ahead.labels.values()) == 0
+    assert state.joins["m"].waiting == len(labelled)
+    steps = [state.on_predictions(c) for c in chunks(messages(docs), chunk)]
+    assert [d for o in steps for d in o.dead_letters] == []
+    assert sum(o.labels["m", "1", "joined"] for o in steps) == len(labelled)
+    ids = {d["event_id"] for d in labelled}
+    expected = [sum(d["event_id"] in ids for d in docs[k : k + 500]) for k in (0, 500)]
+    found = performances(steps)
+    assert [p["n_labeled"] if p else None for p in found] == expected
+    for performance in found:
+        assert performance is not None
+        assert performance["n_unlabeled"] == 0
+        assert performance["label_delay_seconds"] == {"mean": 2.0, "p50": 2.0, "max": 2.0}
+    assert (len(state.joins["m"]), state.joins["m"].waiting) == (1000 - len(labelled), 0)
+
+
+def test_an_unmatched_label_is_dead_lettered_once_predictions_pass_its_time_plus_ttl() -> None:
+    """It waits while T <= L + ttl and leaves, with its own bytes and source, when T > L + ttl."""
+    state = state_with_reference(label_join_ttl="10s")
+    docs = events(3, seed=14)
+    orphan = {"event_id": "orphan", "model": "m", "label": "yes", "timestamp": docs[0]["timestamp"]}
+    [message] = messages([orphan], start=41, topic=LABELS)
+    assert state.on_labels([message]).dead_letters == []
+    at_boundary = {**docs[1], "timestamp": orphan["timestamp"] + 10_000}
+    outputs = state.on_predictions(messages([docs[0], at_boundary]))
+    assert outputs.dead_letters == []
+    assert state.joins["m"].waiting == 1
+    past = {**docs[2], "timestamp": orphan["timestamp"] + 10_001}
+    outputs = state.on_predictions(messages([past], start=2))
+    (letter,) = outputs.dead_letters
+    assert letter.reason == "unmatched_label"
+    assert letter.raw_bytes() == message.value
+    assert (letter.source.topic, letter.source.partition, letter.source.offset) == (LABELS, 0, 41)
+    assert letter.model == "m"
+    assert "no prediction 'orphan' of model 'm' arrived within the label join TTL (10 s)" in (
+        letter.error
+    )
+    assert outputs.labels == {("m", "", "unmatched_label"): 1}
+    assert state.joins["m"].waiting == 0
+
+
+def test_waiting_labels_are_bounded_per_model_oldest_out_first() -> None:
+    """Over max_pending_labels waiting labels, the oldest is dead-lettered at once, saying why."""
+    catalog = ReferenceCatalog()
+    catalog.put(reference())
+    state = PartitionState(0, config(), catalog, max_pending_labels=3)
+    labels = label_documents(events(5, seed=15))[::-1]  # newest first
+    outputs = state.on_labels(messages(labels, topic=LABELS))
+    assert [d.source.offset for d in outputs.dead_letters] == [3, 4]
+    assert "more than 3 labels of model 'm' were waiting" in outputs.dead_letters[0].error
+    assert outputs.labels == {("m", "", "unmatched_label"): 2}
+    assert state.joins["m"].waiting == 3
+
+
+def test_waiting_labels_survive_a_snapshot_and_old_snapshots_restore_without_them() -> None:
+    """Restored midway, labels waiting in the snapshot join as in an uninterrupted run."""
+    docs = events(1000, seed=16)
+    label_messages = messages(label_documents(docs[::2]), topic=LABELS)
+    uninterrupted = state_with_reference()
+    uninterrupted.on_labels(label_messages)
+    expected = results_of([uninterrupted.on_predictions(messages(docs))])
+
+    first = state_with_reference()
+    first.on_labels(label_messages[:300])
+    head = first.on_predictions(messages(docs[:100]))
+    snapshot = first.snapshot()
+    second = PartitionState.restore(snapshot, config(), first.catalog)
+    assert second.joins["m"].waiting == first.joins["m"].waiting == 250
+    # replayed from older committed offsets: the snapshot's part is skipped
+    second.on_labels(label_messages)
+    tail = second.on_predictions(messages(docs[50:], start=50))
+    assert results_of([head, tail]) == expected
+    assert [p["n_labeled"] for p in performances([head, tail]) if p] == [250, 250]
+
+    header, body = unframe(snapshot, SNAPSHOT_MAGIC, SNAPSHOT_VERSION, "partition snapshot")
+    del header["joins"]["m"]["waiting"]
+    old = PartitionState.restore(
+        frame(SNAPSHOT_MAGIC, SNAPSHOT_VERSION, header, body), config(), first.catalog
+    )
+    assert (len(old.joins["m"]), old.joins["m"].waiting) == (50, 0)
+
+
+@given(
+    label_chunks=st.lists(st.integers(1, 40), min_size=1, max_size=12),
+    prediction_chunks=st.lists(st.integers(1, 40), min_size=1, max_size=12),
+    order=st.lists(st.booleans(), max_size=30),
+)
+@settings(max_examples=25, deadline=None)
+def test_every_label_is_joined_or_dead_lettered_exactly_once_in_any_interleaving(
+    label_chunks: list[int], prediction_chunks: list[int], order: list[bool]
+) -> None:
+    """Labels of real predictions all join, orphans all dead-letter, whichever topic is ahead
+    (the TTL is longer than the stream, so no prediction leaves before its label comes)."""
+    docs = events(120, seed=17)
+    orphans = [
+        {"event_id": f"orphan-{i}", "model": "m", "label": "no", "timestamp": d["timestamp"]}
+        for i, d in enumerate(docs[:60:6])
+    ]
+    labels = label_documents(docs[::3]) + orphans
+    labels.sort(key=lambda label: label["timestamp"])
+    label_steps = list(split_into(messages(labels, topic=LABELS), label_chunks))
+    prediction_steps = list(split_into(messages(docs), prediction_chunks))
+    state = state_with_reference(label_join_ttl="200s", window={"size_events": 50})
+    outputs: list[Outputs] = []
+    for labels_next in [*order, *[True] * len(label_steps), *[False] * len(prediction_steps)]:
+        steps = label_steps if labels_next else prediction_steps
+        if steps:
+            batch = steps.pop(0)
+            outputs.append(state.on_labels(batch) if labels_next else state.on_predictions(batch))
+    final = {**docs[-1], "event_id": "final", "timestamp": docs[-1]["timestamp"] + 10**6}
+    outputs.append(state.on_predictions(messages([final], start=len(docs))))
+    unmatched = [orjson.loads(d.raw_bytes())["event_id"] for o in outputs for d in o.dead_letters]
+    assert sorted(unmatched) == sorted(o["event_id"] for o in orphans)
+    joined = sum(o.labels["m", "1", "joined"] for o in outputs)
+    assert joined == len(docs[::3])
+    assert sum(o.labels["m", "", "unmatched_label"] for o in outputs) == len(orphans)
+    # ... and every prediction joined xor left unlabelled, but the final one, still held
+    current = state.versions["m", "1"].performance
+    closed = [p for p in performances(outputs) if p]
+    assert sum(p["n_labeled"] for p in closed) + current.n_labeled == joined
+    unlabelled = len(docs) - len(docs[::3])
+    assert sum(p["n_unlabeled"] for p in closed) + current.n_unlabeled == unlabelled
+    assert (len(state.joins["m"]), state.joins["m"].waiting) == (1, 0)
+
+
+def split_into(items: list[InputMessage], sizes: list[int]) -> Iterator[list[InputMessage]]:
+    """Consecutive runs of ``items`` of the given sizes, the last size repeated."""
+    start = 0
+    index = 0
+    while start < len(items):
+        size = sizes[min(index, len(sizes) - 1)]
+        yield items[start : start + size]
+        start += size
+        index += 1
+
+
+def test_a_label_that_cannot_be_scored_is_dead_lettered_and_the_worker_goes_on() -> None:
+    """A regression model's probability-map predictions cannot meet a label: no crash."""
+    catalog = ReferenceCatalog()
+    catalog.put(reference())
+    regression = DriftstreamConfig(
+        topics={"predictions": TOPIC, "labels": LABELS},
+        defaults={"window": {"size_events": 500}},
+        models={"m": {"task": "regression"}},
+    )
+    state = PartitionState(0, regression, catalog)
+    docs = events(500, seed=3)
+    state.on_predictions(messages(docs[:100]))
+    labels = label_documents(docs[:10])
+    outputs = state.on_labels(messages(labels, topic=LABELS))
+    assert [d.reason for d in outputs.dead_letters] == ["mismatched_label"] * 10
+    assert [d.source.offset for d in outputs.dead_letters] == list(range(10))
+    assert base64.b64decode(outputs.dead_letters[0].raw) == orjson.dumps(labels[0])
+    assert "regression needs numbers" in outputs.dead_letters[0].error
+    assert outputs.labels == {("m", "1", "mismatched_label"): 10}
+    [result] = state.on_predictions(messages(docs[100:], start=100)).results
+    assert result.performance is not None
+    assert (result.performance["n_labeled"], result.performance["n_unlabeled"]) == (0, 10)

@@ -378,6 +378,7 @@ def assert_profiles_identical(left: ReferenceProfile, right: ReferenceProfile) -
         "sample_cap",
         "seed",
         "built_at",
+        "prediction_column",
     ):
         assert getattr(left, attribute) == getattr(right, attribute), attribute
     assert list(left.features) == list(right.features)
@@ -461,6 +462,28 @@ def rewrite_header(data: bytes, **changes: object) -> bytes:
                 content = json.dumps(header).encode()
             target.writestr(item.filename, content)
     return buffer.getvalue()
+
+
+def test_the_output_column_is_recorded_and_defaults_for_older_profiles() -> None:
+    """The prediction column round-trips; a profile written before it was recorded reads
+    as the default ``prediction``."""
+    frame = pd.DataFrame({"x": [0.5, 1.5, 2.5], "score": ["a", "b", "a"]})
+    profile = build(frame, prediction_column="score")
+    header = header_of(profile.to_bytes())
+    assert isinstance(header, dict)
+    assert header["prediction_column"] == "score"
+    assert ReferenceProfile.from_bytes(profile.to_bytes()).prediction_column == "score"
+    source = zipfile.ZipFile(io.BytesIO(profile.to_bytes()))
+    older = io.BytesIO()
+    with source, zipfile.ZipFile(older, "w") as target:
+        for item in source.infolist():
+            content = source.read(item.filename)
+            if item.filename == "profile.json":
+                header = json.loads(content)
+                del header["prediction_column"]
+                content = json.dumps(header).encode()
+            target.writestr(item.filename, content)
+    assert ReferenceProfile.from_bytes(older.getvalue()).prediction_column == "prediction"
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
@@ -548,6 +571,13 @@ def test_one_million_rows_by_25_columns() -> None:
 def test_all_nan_float_column_is_inferred_numeric() -> None:
     """A float column with no values yet is numeric (it has no integer codes)."""
     profile = build(pd.DataFrame({"x": [np.nan, np.nan, np.nan]}))
+    assert profile.features["x"].kind is FeatureKind.NUMERIC
+    assert profile.features["x"].n_null == 3
+
+
+def test_all_empty_nullable_integer_column_is_inferred_numeric() -> None:
+    """An all-empty CSV column reads as nullable integers; with no values it is numeric too."""
+    profile = build(pd.DataFrame({"x": pd.array([None, None, None], dtype="Int64")}))
     assert profile.features["x"].kind is FeatureKind.NUMERIC
     assert profile.features["x"].n_null == 3
 

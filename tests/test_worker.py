@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,14 @@ def test_malformed_input_is_dead_lettered_and_nothing_is_lost(
         orjson.dumps(events(1, version="9")[0]),
     ]
     send(broker, config.topics.predictions, good[:200] + bad + good[200:])
-    label = {"event_id": "never-predicted", "model": "m", "label": 1, "timestamp": START_MS}
+    # More than the label join TTL (1 h) before every prediction: its prediction can no
+    # longer come, so it is dead-lettered as soon as a prediction has been seen.
+    label = {
+        "event_id": "never-predicted",
+        "model": "m",
+        "label": 1,
+        "timestamp": START_MS - 3_600_001,
+    }
     send(broker, config.topics.labels, [label, b"[]"])
     letters = [orjson.loads(r.value) for r in read_topic(broker, config.topics.deadletter, 6)]
     reasons = sorted(letter["reason"] for letter in letters)
@@ -292,6 +300,15 @@ def test_two_workers_split_partitions_and_agree_with_one(
     send(broker, config.topics.predictions, docs)
     results = latest_results(broker, config.topics.results, 12)
     assert results == expected_results(config, broker, profiles, len(docs))
+    # each model's results sit in its input partition, in window order
+    written: defaultdict[str, list[tuple[int, int]]] = defaultdict(list)
+    for record in read_all(broker, config.topics.results):
+        result = orjson.loads(record.value)
+        written[result["model"]].append((record.partition, result["window"]["id"]))
+    for model in models:
+        assert {p for p, _ in written[model]} == {murmur2(model.encode()) % 4}, model
+        ids = [window for _, window in written[model]]
+        assert ids == sorted(ids), model
     seen = [
         {m for m, versions in models_view(w).items() if versions.get("1", {}).get("events")}
         for w in (one, two)
