@@ -360,7 +360,7 @@ def closed_window(
         events=Counter({(*key, "processed"): result.n_events}),
         labels=Counter({(*key, "joined"): int((result.performance or {}).get("n_labeled", 0))}),
     )
-    again = comparator.compare(window.state, names)
+    again = comparator.compare(window.state, names, output=column)
     if again.severity.value != result.severity or again.drifted_features != list(
         result.drifted_features
     ):

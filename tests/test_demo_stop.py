@@ -20,8 +20,7 @@ import subprocess
 import termios
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -97,6 +96,17 @@ class Terminal:
     def type(self, keys: bytes) -> None:
         os.write(self.master, keys)
 
+    def __enter__(self) -> Terminal:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        if self.process.poll() is None:  # the test failed: leave nothing behind
+            for child in psutil.Process(self.process.pid).children(True):
+                child.kill()
+            self.process.kill()
+            self.process.wait(10)
+        os.close(self.master)
+
 
 def descendants(pid: int) -> dict[int, float]:
     """Every process below ``pid``, by pid, with its start time (pids are reused)."""
@@ -136,27 +146,13 @@ def demo_environment() -> dict[str, str]:
     return env
 
 
-@contextmanager
-def make_demo() -> Iterator[Terminal]:
-    terminal = Terminal(["make", "demo"], demo_environment())
-    try:
-        yield terminal
-    finally:
-        if terminal.process.poll() is None:  # the test failed: leave nothing behind
-            for child in psutil.Process(terminal.process.pid).children(True):
-                child.kill()
-            terminal.process.kill()
-            terminal.process.wait(10)
-        os.close(terminal.master)
-
-
 def three_models_shown(screen: str) -> bool:
     return all(re.search(rf"^\S*\s*{name} v\d", screen, re.M) for name in ("churn", "fraud", "eta"))
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_make_demo_explains_its_start_fits_the_terminal_and_stops_everything(stop: str) -> None:
-    with make_demo() as terminal:
+    with Terminal(["make", "demo"], demo_environment()) as terminal:
         # while the worker starts, the screen says what it waits for
         terminal.wait_for(
             lambda screen: "Waiting for the worker to start" in screen,
@@ -200,8 +196,7 @@ def test_run_with_its_embedded_broker_stops_on_ctrl_c_in_a_terminal(tmp_path: Pa
         f"worker: {{web_port: {web_port}, session_timeout: 6s}}\n"
         f"metrics: {{port: {metrics_port}}}\n"
     )
-    terminal = Terminal([DRIFTSTREAM, "run", "--config", str(config)], demo_environment())
-    try:
+    with Terminal([DRIFTSTREAM, "run", "--config", str(config)], demo_environment()) as terminal:
         deadline = time.monotonic() + START_TIMEOUT
         while not worker_ready(web_port):
             assert terminal.process.poll() is None, terminal.text()
@@ -217,13 +212,6 @@ def test_run_with_its_embedded_broker_stops_on_ctrl_c_in_a_terminal(tmp_path: Pa
             time.sleep(0.1)
         assert alive(running) == []
         assert [port for port in ports if not port_is_free(port)] == []
-    finally:
-        if terminal.process.poll() is None:
-            for child in psutil.Process(terminal.process.pid).children(True):
-                child.kill()
-            terminal.process.kill()
-            terminal.process.wait(10)
-        os.close(terminal.master)
 
 
 def worker_ready(port: int) -> bool:

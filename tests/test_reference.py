@@ -449,8 +449,8 @@ def test_round_trip_with_unusual_names_and_keys() -> None:
     assert_profiles_identical(profile, ReferenceProfile.from_bytes(profile.to_bytes()))
 
 
-def rewrite_header(data: bytes, **changes: object) -> bytes:
-    """The same profile zip with fields of profile.json replaced."""
+def rewrite_header(data: bytes, drop: tuple[str, ...] = (), **changes: object) -> bytes:
+    """The same profile zip with fields of profile.json replaced, and ``drop`` removed."""
     source = zipfile.ZipFile(io.BytesIO(data))
     buffer = io.BytesIO()
     with source, zipfile.ZipFile(buffer, "w") as target:
@@ -459,6 +459,8 @@ def rewrite_header(data: bytes, **changes: object) -> bytes:
             if item.filename == "profile.json":
                 header = json.loads(content)
                 header.update(changes)
+                for name in drop:
+                    del header[name]
                 content = json.dumps(header).encode()
             target.writestr(item.filename, content)
     return buffer.getvalue()
@@ -473,17 +475,8 @@ def test_the_output_column_is_recorded_and_defaults_for_older_profiles() -> None
     assert isinstance(header, dict)
     assert header["prediction_column"] == "score"
     assert ReferenceProfile.from_bytes(profile.to_bytes()).prediction_column == "score"
-    source = zipfile.ZipFile(io.BytesIO(profile.to_bytes()))
-    older = io.BytesIO()
-    with source, zipfile.ZipFile(older, "w") as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            if item.filename == "profile.json":
-                header = json.loads(content)
-                del header["prediction_column"]
-                content = json.dumps(header).encode()
-            target.writestr(item.filename, content)
-    assert ReferenceProfile.from_bytes(older.getvalue()).prediction_column == "prediction"
+    older = rewrite_header(profile.to_bytes(), drop=("prediction_column",))
+    assert ReferenceProfile.from_bytes(older).prediction_column == "prediction"
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
