@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.broker import PREFERRED_PORT, EmbeddedBroker, broker_for, port_is_free
+from monitor.catalog import profile_id
 from monitor.comparison import Comparator, Comparison, FeatureComparison
 from monitor.config import DriftstreamConfig, ModelDefaults, load_config, model_profile
 from monitor.demo import DemoSettings, run_demo
@@ -606,7 +607,8 @@ def reference_publish(
     typer.echo(
         f"published {loaded.model} {loaded.model_version} ({loaded.n_rows} rows, "
         f"{len(loaded.features)} features, {delivery.size} bytes) to {delivery.topic} "
-        f"partition {delivery.partition} offset {delivery.offset}, key {delivery.key.decode()}"
+        f"partition {delivery.partition} offset {delivery.offset}, key {delivery.key.decode()}, "
+        f"id {profile_id(loaded.to_bytes())}"
     )
 
 

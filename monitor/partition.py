@@ -607,6 +607,7 @@ class PartitionState:
             prediction=comparison.prediction.to_dict() if comparison.prediction else None,
             performance=performance,
             reference=ReferenceInfo(
+                id=window.profile_id,
                 model_version=profile.model_version,
                 n_rows=profile.n_rows,
                 built_at=profile.built_at,

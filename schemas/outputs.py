@@ -50,8 +50,17 @@ class WindowBounds(Output):
 
 
 class ReferenceInfo(Output):
-    """The reference profile a window was compared with."""
+    """The reference profile a window was compared with.
 
+    ``id`` tells profiles of one model version apart when its reference is
+    replaced: windows opened before a new profile arrives are still compared
+    with the old one.
+    """
+
+    id: str | None = Field(
+        default=None,
+        description="The profile's id: the first 16 hex digits of the SHA-256 of its bytes.",
+    )
     model_version: str
     n_rows: int
     built_at: str | None = None

@@ -238,9 +238,11 @@ def test_default_rules_do_not_page_on_one_window() -> None:
 
 
 def test_rule_config_errors_name_the_field() -> None:
-    with pytest.raises(ValidationError, match="of_last"):
+    with pytest.raises(ValidationError, match=r"of_last \(2\) must be >= fire_after \(3\)"):
         rule(kind="feature_drift", name="x", fire_after=3, of_last=2)
     with pytest.raises(ValidationError, match="exactly one of below or above"):
         rule(kind="performance", name="x", metric="accuracy")
-    with pytest.raises(ValidationError, match="kind"):
+    with pytest.raises(
+        ValidationError, match="Input tag 'nonsense' found using 'kind' does not match"
+    ):
         rule(kind="nonsense", name="x")

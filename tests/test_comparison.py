@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pandas as pd
@@ -10,10 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import stats
 
 from monitor.comparison import Comparator
+from monitor.errors import DriftstreamError
 from monitor.reference import ReferenceProfile
-from monitor.stats.decision import DriftPolicy, Severity
+from monitor.stats.decision import Correction, DriftPolicy, Severity
 from monitor.stats.ks import ks
 from monitor.stats.psi import psi
 from monitor.windows import WindowState
@@ -188,16 +191,94 @@ def test_feature_selection_and_unknown_feature(profile: ReferenceProfile) -> Non
     comparator = Comparator(profile)
     window = window_of(profile, population(np.random.default_rng(7), 200))
     assert list(comparator.compare(window, ["num1", "cat0"]).features) == ["num1", "cat0"]
-    with pytest.raises(Exception, match="unknown feature"):
+    with pytest.raises(DriftstreamError, match=r"^unknown feature\(s\): nope$"):
         comparator.compare(window, ["nope"])
 
 
+def flagged_by_hand(
+    p_values: dict[str, float], effects: dict[str, float], floor: float, correction: Correction
+) -> set[str]:
+    """Features one test flags at alpha 0.01, by the textbook corrections (not the project's).
+
+    Bonferroni: ``p * m < alpha``. Benjamini-Hochberg: every feature up to
+    the largest rank ``r`` (of ``m`` p-values, smallest first) with
+    ``p_(r) * m / r < alpha``. Either way the effect size must reach ``floor``.
+    """
+    alpha, m = 0.01, len(p_values)
+    ranked = sorted(p_values, key=p_values.__getitem__)
+    if correction is Correction.BONFERRONI:
+        significant = [name for name in ranked if p_values[name] * m < alpha]
+    else:
+        cut = max(
+            (r for r, name in enumerate(ranked, 1) if p_values[name] * m / r < alpha), default=0
+        )
+        significant = ranked[:cut]
+    return {name for name in significant if effects[name] >= floor}
+
+
+def test_bh_flags_a_marginal_shift_that_bonferroni_misses(profile: ReferenceProfile) -> None:
+    """Bonferroni flags a subset of BH's features, here a strict one, for a known reason.
+
+    Only KS (numeric) and chi-square (categorical) decide, so the verdicts
+    follow from scipy's p-values. num0, num1 and num3 are shifted by half a
+    sigma and cat0's shares moved: tiny p-values, flagged under both. num4 is
+    shifted by a quarter sigma: its KS p-value (about 1e-3, D about 0.11) is
+    above Bonferroni's cut alpha / m = 0.01 / 20 but, as the 4th smallest of
+    the 20 KS p-values, below BH's cut 4 * alpha / m = 0.002. Nothing else is
+    anywhere near either cut.
+    """
+    rng = np.random.default_rng(38)
+    frame = population(rng, 300, frozenset({"num0", "num1", "num3", "cat0"}))
+    frame["num4"] = rng.normal(0.25, 1.0, 300)
+    window = window_of(profile, frame)
+    reference = population(np.random.default_rng(0), 20_000)  # the profile's rows
+    numeric = [f"num{i}" for i in range(N_NUMERIC)]
+    ks_results = {name: stats.ks_2samp(reference[name], frame[name]) for name in numeric}
+    ks_p = {name: float(result.pvalue) for name, result in ks_results.items()}
+    ks_d = {name: float(result.statistic) for name, result in ks_results.items()}
+    chi2_p, chi2_w = {}, {}
+    for name in (f"cat{j}" for j in range(N_CATEGORICAL)):
+        categories = sorted(set(reference[name]))  # every category of the reference; no unseen
+        shares = np.array([np.mean(reference[name] == c) for c in categories])
+        observed = np.array([np.sum(frame[name] == c) for c in categories])
+        result = stats.chisquare(observed, shares * len(frame))
+        chi2_p[name] = float(result.pvalue)
+        chi2_w[name] = float(np.sqrt(result.statistic / len(frame)))
+    assert 0.01 / 20 < ks_p["num4"] < 4 * 0.01 / 20
+    assert ks_d["num4"] >= 0.1
+    assert sorted(ks_p, key=ks_p.__getitem__)[:4] == ["num3", "num1", "num0", "num4"]
+    expected = {
+        correction: flagged_by_hand(ks_p, ks_d, 0.1, correction)
+        | flagged_by_hand(chi2_p, chi2_w, 0.3, correction)
+        for correction in (Correction.BONFERRONI, Correction.BENJAMINI_HOCHBERG)
+    }
+    assert expected[Correction.BONFERRONI] == {"num0", "num1", "num3", "cat0"}
+    assert expected[Correction.BENJAMINI_HOCHBERG] == {"num0", "num1", "num3", "num4", "cat0"}
+    for correction, features in expected.items():
+        policy = DriftPolicy(
+            correction=correction, numeric_tests=("ks",), categorical_tests=("chi2",)
+        )
+        comparison = Comparator(profile, policy).compare(window)
+        assert set(comparison.drifted_features) == features, correction
+        for name in numeric:
+            assert comparison.features[name].tests["ks"].p_value == pytest.approx(
+                ks_p[name], rel=1e-9
+            )
+
+
 def test_bonferroni_is_never_more_permissive_than_bh(profile: ReferenceProfile) -> None:
-    """The same window flags a subset of features under Bonferroni."""
-    window = window_of(profile, population(np.random.default_rng(8), 300, frozenset({"num2"})))
+    """Under the default tests, the same window flags a subset of features under Bonferroni.
+
+    num2 is shifted by half a sigma (heavily tied values) and cat1's shares
+    moved: both are flagged under either correction, and nothing else.
+    """
+    window = window_of(
+        profile, population(np.random.default_rng(8), 300, frozenset({"num2", "cat1"}))
+    )
     bh = Comparator(profile).compare(window)
-    bonferroni = Comparator(profile, DriftPolicy(correction="bonferroni")).compare(window)  # type: ignore[arg-type]
+    bonferroni = Comparator(profile, DriftPolicy(correction=Correction.BONFERRONI)).compare(window)
     assert set(bonferroni.drifted_features) <= set(bh.drifted_features)
+    assert set(bonferroni.drifted_features) == set(bh.drifted_features) == {"num2", "cat1"}
 
 
 shares_and_counts = st.integers(2, 12).flatmap(
@@ -238,9 +319,9 @@ def test_psi_is_zero_on_identical_distributions(base: np.ndarray, scale: int) ->
     st.randoms(use_true_random=False),
 )
 @settings(max_examples=100, deadline=None)
-def test_ks_ignores_window_order(values: np.ndarray, shuffler: object) -> None:
-    """Shuffling the window does not change KS."""
+def test_ks_ignores_window_order(values: np.ndarray, shuffler: random.Random) -> None:
+    """Shuffling the window (in an order hypothesis picks) does not change KS."""
     reference = np.sort(np.random.default_rng(0).normal(size=200) * 1e5)
-    shuffled = values.copy()
-    np.random.default_rng(1).shuffle(shuffled)
-    assert ks(reference, values) == ks(reference, shuffled)
+    shuffled = values.tolist()
+    shuffler.shuffle(shuffled)
+    assert ks(reference, values) == ks(reference, np.array(shuffled))

@@ -118,11 +118,13 @@ def test_severity_needs_significance_and_effect() -> None:
 
 def test_policy_rejects_bad_settings() -> None:
     """Bad policies fail when built, naming the problem."""
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\), got 1\.5"):
         DriftPolicy(alpha=1.5)
     with pytest.raises(ValueError, match="unknown tests: nope"):
         DriftPolicy(numeric_tests=("ks", "nope"))
-    with pytest.raises(ValueError, match="below warning"):
+    with pytest.raises(
+        ValueError, match=r"critical threshold 0\.1 is below warning threshold 0\.3"
+    ):
         EffectThresholds(warning=0.3, critical=0.1)
 
 

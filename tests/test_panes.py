@@ -99,6 +99,44 @@ def test_windows_of_mixed_references_are_skipped_and_new_panes_use_the_new_one()
     assert [(w.profile_id, w.state.n_rows) for w in outcome.closed] == [("p2", 4)]
 
 
+@pytest.mark.parametrize(
+    ("kind", "times"), [("count", [0, 1, 2, 3, 4, 5, 6]), ("time", [0, 5, 7, 12, 15, 18, 25])]
+)
+def test_a_window_open_when_the_reference_changes_keeps_the_one_it_was_opened_on(
+    kind: str, times: list[int]
+) -> None:
+    """Tumbling windows of 3 events or 10 ms; "p2" arrives after the first window's second event.
+
+    The first window is still built on, and closes with, "p1" (its bins and range); the next
+    window is opened on "p2".
+    """
+    profiles = {
+        "p1": PROFILE,
+        "p2": ReferenceProfile.from_frame(
+            pd.DataFrame({"x": np.arange(1000.0, 2000.0)}), model="m", model_version="1"
+        ),
+    }
+    target = WindowAssembler(
+        kind,  # type: ignore[arg-type]
+        3 if kind == "count" else 10,
+        3 if kind == "count" else 10,
+        new_state=lambda ident: WindowState.for_profile(profiles[ident]),
+        profile_id="p1",
+    )
+    frame = pd.DataFrame({"x": [float(t) for t in times]})
+    stamps = np.array(times, dtype=np.int64)
+    assert target.update(frame.iloc[:2], stamps[:2]).closed == []
+    target.profile_id = "p2"
+    outcome = target.update(frame.iloc[2:].reset_index(drop=True), stamps[2:])
+    closed = []
+    for window in outcome.closed:
+        feature = window.state.features["x"]
+        assert isinstance(feature, NumericWindow)
+        closed.append((window.profile_id, window.state.n_rows, feature.minimum))
+    assert closed == [("p1", 3, 0.0), ("p2", 3, 1000.0)]
+    assert outcome.skipped_windows == 0
+
+
 def test_mismatched_timestamps_are_refused() -> None:
     with pytest.raises(ValueError, match="one timestamp per row"):
         assembler("count", 2, 2).update(pd.DataFrame({"x": [1.0]}), np.arange(2, dtype=np.int64))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import ks_2samp
 
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
@@ -24,7 +26,7 @@ from monitor.partition import (
     PartitionState,
 )
 from monitor.reference import ReferenceProfile
-from schemas.outputs import DeadLetter
+from schemas.outputs import DeadLetter, WindowResult
 
 TOPIC = "predictions"
 LABELS = "labels"
@@ -37,17 +39,21 @@ def config(**defaults: Any) -> DriftstreamConfig:
     )
 
 
-def reference(seed: int = 0, version: str = "1") -> ReferenceProfile:
+def reference_data(seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
+    """5000 rows distributed like ``events``' traffic, ``x`` moved by ``shift``."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "x": rng.normal(size=5000),
+            "x": rng.normal(size=5000) + shift,
             "y": rng.normal(size=5000),
             "plan": rng.choice(["a", "b", "c"], size=5000, p=[0.5, 0.3, 0.2]),
             "prediction": rng.choice(["yes", "no"], size=5000),
         }
     )
-    return ReferenceProfile.from_frame(frame, model="m", model_version=version)
+
+
+def reference(seed: int = 0, version: str = "1") -> ReferenceProfile:
+    return ReferenceProfile.from_frame(reference_data(seed), model="m", model_version=version)
 
 
 def events(n: int, seed: int, shift: float = 0.0, start: int = 0) -> list[dict[str, Any]]:
@@ -234,17 +240,74 @@ def test_late_events_are_dead_lettered_in_time_windows() -> None:
     assert outputs.events["m", "1", "processed"] == 250
 
 
-def test_a_new_reference_applies_to_the_next_windows() -> None:
-    state = state_with_reference()
+def sha256_id(profile: ReferenceProfile) -> str:
+    """A profile's id as the README defines it."""
+    return hashlib.sha256(profile.to_bytes()).hexdigest()[:16]
+
+
+def assert_ks_against(
+    result: WindowResult, window: list[dict[str, Any]], data: pd.DataFrame
+) -> None:
+    """The result's KS test of ``x`` is scipy's on the window's raw values against ``data``."""
+    expected = ks_2samp([d["features"]["x"] for d in window], data["x"])
+    ks = result.features["x"]["tests"]["ks"]
+    assert (ks["statistic"], ks["p_value"]) == (
+        pytest.approx(expected.statistic),
+        pytest.approx(expected.pvalue),
+    )
+
+
+def test_a_new_reference_applies_to_windows_opened_after_it_arrives() -> None:
+    """A reference shifted in ``x`` arrives while window 0 is half full: window 0 keeps the
+    old one (healthy traffic is ok), window 1 uses the new one (the same traffic drifts)."""
+    old_data, new_data = reference_data(), reference_data(seed=42, shift=1.0)
+    old, new = (ReferenceProfile.from_frame(d, "m", "1") for d in (old_data, new_data))
+    catalog = ReferenceCatalog()
+    catalog.put(old)
+    state = PartitionState(0, config(), catalog)
     docs = events(1000, seed=9)
-    state.on_predictions(messages(docs[:250]))
-    state.catalog.put(reference(seed=42))
-    outputs = state.on_predictions(messages(docs[250:], start=250))
-    assert [r.reference.n_rows for r in outputs.results] == [5000, 5000]
-    assert [r.window.id for r in outputs.results] == [0, 1]
-    # window 0 was opened on the first reference, window 1 on the new one
-    assert state.versions["m", "1"].assembler is not None
-    assert len(state.versions["m", "1"].comparators) == 1
+    head = state.on_predictions(messages(docs[:250]))
+    catalog.put(new)
+    tail = state.on_predictions(messages(docs[250:], start=250))
+    results = head.results + tail.results
+    assert sha256_id(old) != sha256_id(new)
+    assert [(r.window.id, r.reference.id) for r in results] == [
+        (0, sha256_id(old)),
+        (1, sha256_id(new)),
+    ]
+    assert [r.drifted_features for r in results] == [[], ["x"]]
+    assert_ks_against(results[0], docs[:500], old_data)
+    assert_ks_against(results[1], docs[500:], new_data)
+
+
+def test_a_sliding_window_straddling_a_new_reference_is_skipped() -> None:
+    """Windows of 500 events sliding by 250; traffic shifted in ``x`` drifts until a reference
+    matching it arrives at event 600. Window 1 (panes opened before) keeps the old reference,
+    window 2 (one pane on each) is skipped, windows 3 and 4 use the new one: drift stops."""
+    old_data, new_data = reference_data(), reference_data(seed=42, shift=1.0)
+    old, new = (ReferenceProfile.from_frame(d, "m", "1") for d in (old_data, new_data))
+    catalog = ReferenceCatalog()
+    catalog.put(old)
+    state = PartitionState(
+        0, config(window={"type": "sliding", "size_events": 500, "slide_events": 250}), catalog
+    )
+    docs = events(1500, seed=10, shift=1.0)
+    head = state.on_predictions(messages(docs[:600]))
+    catalog.put(new)
+    tail = state.on_predictions(messages(docs[600:], start=600))
+    results = head.results + tail.results
+    assert (head.skipped_windows, tail.skipped_windows) == (0, 1)
+    assert [(r.window.id, r.reference.id) for r in results] == [
+        (0, sha256_id(old)),
+        (1, sha256_id(old)),
+        (3, sha256_id(new)),
+        (4, sha256_id(new)),
+    ]
+    assert [r.drifted_features for r in results] == [["x"], ["x"], [], []]
+    for result, data in zip(results, (old_data, old_data, new_data, new_data), strict=True):
+        start = result.window.start_event
+        assert start is not None
+        assert_ks_against(result, docs[start : start + 500], data)
 
 
 def test_dead_letter_keys_are_idempotent() -> None:

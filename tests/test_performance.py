@@ -142,7 +142,7 @@ def test_roc_auc_is_none_with_one_class_and_rejects_nan() -> None:
     assert roc_auc([1, 1, 1], [0.1, 0.2, 0.3]) is None
     assert roc_auc([False, False], [0.1, 0.2]) is None
     assert roc_auc([0, 1], [0.0, 0.0]) == 0.5
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match="scores must not be NaN"):
         roc_auc([0, 1], [0.1, float("nan")])
 
 

@@ -78,9 +78,13 @@ def test_bad_events_are_refused_before_sending(broker: str) -> None:
     with PredictionProducer(broker, prediction_topic=topic) as producer:
         with pytest.raises(ValueError, match="feature 'x' is infinite"):
             producer.predict("churn", "3", {"x": math.inf}, 0)
-        with pytest.raises(ValidationError, match="model"):
+        with pytest.raises(
+            ValidationError, match=r"\nmodel\n +String should have at least 1 character"
+        ):
             producer.predict("", "3", {"x": 1.0}, 0)
-        with pytest.raises(ValidationError, match="class probabilities"):
+        with pytest.raises(
+            ValidationError, match=r"class probabilities must be numbers in \[0, 1\]: 'yes' is 2\.0"
+        ):
             producer.predict("churn", "3", {"x": 1.0}, {"yes": 2.0})
         producer.predict("churn", "3", {"x": 1.0}, 0)
     [record] = read_topic(broker, topic, 1)

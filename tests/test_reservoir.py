@@ -237,13 +237,13 @@ def test_merge_with_empty_reservoir() -> None:
 
 def test_merge_capacity_mismatch_raises() -> None:
     """Reservoirs of different capacities cannot be merged."""
-    with pytest.raises(ValueError, match="capacit"):
+    with pytest.raises(ValueError, match="cannot merge reservoirs of different capacities"):
         make(3, 0).merge(make(4, 0))
 
 
 def test_capacity_below_one_raises() -> None:
     """A capacity below 1 is refused."""
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match="reservoir capacity must be at least 1, got 0"):
         make(0, 0)
 
 

@@ -179,11 +179,11 @@ def test_drift_mapping_replaces_the_defaults_and_is_checked() -> None:
     simulator = ServingSimulator(seed=0, drift_after_events=0, drift={"eta": spec})
     assert simulator.drifted_features("eta") == {"prep_time_min"}
     assert simulator.drifted_features("churn") == set()
-    with pytest.raises(ValueError, match="not a numeric feature"):
+    with pytest.raises(ValueError, match="eta: cannot shift 'vehicle', not a numeric feature"):
         ServingSimulator(drift={"eta": DriftSpec(shifts={"vehicle": 1.0})})
-    with pytest.raises(ValueError, match="has no category"):
+    with pytest.raises(ValueError, match="eta: 'vehicle' has no category truck"):
         ServingSimulator(drift={"eta": DriftSpec(weights={"vehicle": {"truck": 1.0}})})
-    with pytest.raises(ValueError, match="unknown model"):
+    with pytest.raises(ValueError, match=r"unknown model 'nope' \(demo models: "):
         ServingSimulator(["churn", "nope"])
 
 
@@ -220,9 +220,9 @@ def test_to_batch_fills_missing_features_and_refuses_mixed_models() -> None:
     assert batch["features"]["weather"][1] is None
     assert len(PredictionBatch.model_validate(batch)) == 2
     mixed = ServingSimulator(seed=0).predictions(2, start_ms=0, step_ms=1)
-    with pytest.raises(ValueError, match="one model version"):
+    with pytest.raises(ValueError, match="a batch holds predictions of one model version only"):
         to_batch(mixed)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="a batch needs at least one prediction"):
         to_batch([])
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from monitor.stats.binning import bin_counts, proportions, quantile_edges
-from monitor.stats.chi_square import chi_square, expected_shares
+from monitor.stats.chi_square import chi_square
 from monitor.stats.jensen_shannon import jensen_shannon
 from monitor.stats.ks import ks, max_ecdf_gap
 from monitor.stats.l_infinity import l_infinity
@@ -61,17 +62,79 @@ def test_ks_keeps_infinities_and_drops_nan_like_scipy_on_the_rest() -> None:
     assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9)
 
 
+def documented_chi_square_counts(
+    reference_shares: Sequence[float], counts: Sequence[int], epsilon: float = 1e-4
+) -> tuple[list[float], list[float]]:
+    """Observed and expected counts by the README's definition, bin by bin.
+
+    Written from the documentation, not from ``expected_shares``: a bin empty
+    on both sides is dropped; a bin the reference never saw but the window
+    did gets share ``epsilon``; the kept shares are renormalised to sum to 1
+    and the expected count is ``n`` times the share.
+    """
+    kept = [
+        (float(count), share if share > 0 else epsilon)
+        for share, count in zip(reference_shares, counts, strict=True)
+        if share > 0 or count > 0
+    ]
+    n = math.fsum(count for count, _ in kept)
+    total = math.fsum(share for _, share in kept)
+    return [count for count, _ in kept], [n * share / total for _, share in kept]
+
+
+def test_chi_square_drops_empty_bins_and_gives_unseen_categories_epsilon() -> None:
+    """A hand-checked case: a category the reference never saw, one empty on both sides.
+
+    Bins: a (0.5), b (reference never saw it, 3 in the window), c (0.3),
+    d (0.2, none in the window: kept), e (empty on both sides: dropped) and
+    the unseen bin (7 in the window). Expected shares: 0.5, 1e-4, 0.3, 0.2,
+    1e-4 over their sum 1.0002, so 5 bins and 4 degrees of freedom.
+    """
+    reference_shares = [0.5, 0.0, 0.3, 0.2, 0.0, 0.0]
+    counts = [40, 3, 30, 0, 0, 7]
+    observed = [40, 3, 30, 0, 7]
+    expected = [80 * share / 1.0002 for share in (0.5, 1e-4, 0.3, 0.2, 1e-4)]
+    documented_observed, documented_expected = documented_chi_square_counts(
+        reference_shares, counts
+    )
+    assert documented_observed == observed
+    assert documented_expected == pytest.approx(expected, rel=1e-15)
+    theirs = stats.chisquare(observed, expected)
+    pearson = sum((o - e) ** 2 / e for o, e in zip(observed, expected, strict=True))
+    assert theirs.statistic == pytest.approx(pearson, rel=1e-12)
+    assert theirs.pvalue == pytest.approx(stats.chi2.sf(pearson, df=4), rel=1e-12)
+    ours = chi_square(reference_shares, counts, n_reference=1000)
+    assert (ours.bins, ours.n_current) == (5, 80)
+    assert ours.statistic == pytest.approx(theirs.statistic, rel=1e-12)
+    assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9, abs=1e-300)
+    assert ours.effect_size == pytest.approx(math.sqrt(theirs.statistic / 80), rel=1e-12)
+    # The unseen categories dominate: 3 and 7 values where 0.008 were expected.
+    assert ours.statistic > 7000
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_chi_square_equals_scipy_chisquare(seed: int) -> None:
-    """Chi-square statistic and p-value equal scipy.stats.chisquare on our expected counts."""
+    """Chi-square statistic and p-value equal scipy.stats.chisquare on the documented counts.
+
+    Random shares with some categories the reference never saw (in the
+    middle and the unseen bin last) and random window counts with some
+    categories left empty, so bins empty on both sides, bins empty in the
+    window only and categories only the window saw all occur.
+    """
     rng = np.random.default_rng(seed)
-    k = int(rng.integers(2, 12))
-    shares = rng.dirichlet(np.ones(k))
-    reference_shares = np.append(shares, 0.0)  # the unseen bin
+    k = int(rng.integers(3, 12))
+    reference_shares = np.append(rng.dirichlet(np.ones(k)), 0.0)  # the unseen bin last
+    reference_shares[rng.choice(k, size=int(rng.integers(0, 3)), replace=False)] = 0.0
+    reference_shares /= reference_shares.sum()
     counts = rng.multinomial(int(rng.integers(20, 5000)), rng.dirichlet(np.ones(k + 1)))
+    counts[rng.choice(k + 1, size=int(rng.integers(0, 3)), replace=False)] = 0
+    observed, expected = documented_chi_square_counts(reference_shares.tolist(), counts.tolist())
     ours = chi_square(reference_shares, counts, n_reference=10_000)
-    observed, expected = expected_shares(reference_shares, counts)
-    theirs = stats.chisquare(observed, expected * observed.sum())
+    assert ours.bins == len(observed)
+    if len(observed) < 2:
+        assert (ours.statistic, ours.p_value) == (0.0, 1.0)
+        return
+    theirs = stats.chisquare(observed, expected)
     assert ours.statistic == pytest.approx(theirs.statistic, rel=1e-12)
     assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9, abs=1e-300)
     assert ours.effect_size == pytest.approx(np.sqrt(theirs.statistic / counts.sum()))

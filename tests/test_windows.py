@@ -270,7 +270,7 @@ def test_merge_different_features_raises() -> None:
     other_profile = ReferenceProfile.from_frame(
         reference_frame()[["x", "c"]], model="m", model_version="1"
     )
-    with pytest.raises(ValueError, match="different features"):
+    with pytest.raises(ValueError, match="cannot merge window states of different features"):
         WindowState.for_profile(PROFILE).merge(WindowState.for_profile(other_profile))
 
 
@@ -279,7 +279,7 @@ def test_merge_different_edges_raises() -> None:
     shifted = reference_frame()
     shifted["x"] = shifted["x"] + 10.0
     other_profile = ReferenceProfile.from_frame(shifted, model="m", model_version="1")
-    with pytest.raises(ValueError, match="bins"):
+    with pytest.raises(ValueError, match="cannot merge windows built on different reference bins"):
         WindowState.for_profile(PROFILE).merge(WindowState.for_profile(other_profile))
 
 
@@ -288,13 +288,15 @@ def test_merge_different_categories_raises() -> None:
     other = reference_frame()
     other["c"] = other["c"].replace({"a": "w"})
     other_profile = ReferenceProfile.from_frame(other, model="m", model_version="1")
-    with pytest.raises(ValueError, match="categories"):
+    with pytest.raises(
+        ValueError, match="cannot merge windows built on different reference categories"
+    ):
         WindowState.for_profile(PROFILE).merge(WindowState.for_profile(other_profile))
 
 
 def test_merge_different_sample_caps_raises() -> None:
     """States with different reservoir capacities cannot be merged."""
-    with pytest.raises(ValueError, match="capacit"):
+    with pytest.raises(ValueError, match="cannot merge reservoirs of different capacities"):
         WindowState.for_profile(PROFILE, sample_cap=10).merge(
             WindowState.for_profile(PROFILE, sample_cap=11)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 from kafka.partitioner.default import murmur2
+from scipy.stats import ks_2samp
 
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
@@ -35,16 +37,20 @@ from tests.worker_process import (
 START_MS = 1_700_000_000_000
 
 
-def profile_for(model: str, version: str, seed: int = 0) -> ReferenceProfile:
+def profile_data(seed: int = 0, shift: float = 0.0) -> pd.DataFrame:
+    """4000 rows distributed like ``events``' traffic, ``x`` moved by ``shift``."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "x": rng.normal(size=4000),
+            "x": rng.normal(size=4000) + shift,
             "y": rng.normal(size=4000),
             "plan": rng.choice(["a", "b", "c"], size=4000, p=[0.5, 0.3, 0.2]),
         }
     )
-    return ReferenceProfile.from_frame(frame, model=model, model_version=version)
+
+
+def profile_for(model: str, version: str, seed: int = 0) -> ReferenceProfile:
+    return ReferenceProfile.from_frame(profile_data(seed), model=model, model_version=version)
 
 
 def events(
@@ -225,6 +231,61 @@ def test_a_reference_published_mid_stream_is_picked_up(
     (result,) = latest_results(broker, config.topics.results, 1).values()
     assert result["n_events"] == 500
     assert result["window"]["start_event"] == 0
+
+
+def test_a_replaced_reference_applies_to_windows_opened_after_it_arrives(
+    tmp_path: Path, broker: str, workers: list[WorkerProcess]
+) -> None:
+    """Windows of 500 events sliding by 250 over healthy traffic; a reference shifted in ``x``
+    replaces the first once event 600 has been processed. Windows 0 and 1 (opened before)
+    are compared with the old reference and are ok, window 2 (a pane on each) is skipped,
+    windows 3 and 4 use the new one, name it, and the same traffic drifts in ``x``."""
+    sliding = {"window": {"type": "sliding", "size_events": 500, "slide_events": 250}}
+    path, config = write_config(tmp_path, broker, partitions=1, defaults=sliding)
+    old_data, new_data = profile_data(), profile_data(seed=7, shift=1.0)
+    old, new = (ReferenceProfile.from_frame(d, "m", "1") for d in (old_data, new_data))
+    old_id, new_id = (hashlib.sha256(p.to_bytes()).hexdigest()[:16] for p in (old, new))
+    assert old_id != new_id
+    publish_reference(broker, {}, config.topics, old)
+    worker = start_worker(path, workers)
+    worker.wait_ready()
+    docs = events(1500)
+    send(broker, config.topics.predictions, docs[:600])
+    wait_for(
+        lambda: models_view(worker).get("m", {}).get("1", {}).get("events") == {"processed": 600},
+        30,
+        "the first 600 events to be processed",
+    )
+    publish_reference(broker, {}, config.topics, new)
+    wait_for(
+        lambda: f"reference m/1 is now {new_id}" in worker.log(), 30, "the new reference to load"
+    )
+    send(broker, config.topics.predictions, docs[600:])
+    results = latest_results(broker, config.topics.results, 4)
+    by_window = {r["window"]["id"]: r for r in results.values()}
+    assert {w: r["reference"]["id"] for w, r in by_window.items()} == {
+        0: old_id,
+        1: old_id,
+        3: new_id,
+        4: new_id,
+    }
+    assert {w: r["drifted_features"] for w, r in by_window.items()} == {
+        0: [],
+        1: [],
+        3: ["x"],
+        4: ["x"],
+    }
+    for window, result in by_window.items():
+        expected = ks_2samp(
+            [d["features"]["x"] for d in docs[250 * window : 250 * window + 500]],
+            (old_data if window < 2 else new_data)["x"],
+        )
+        ks = result["features"]["x"]["tests"]["ks"]
+        assert (ks["statistic"], ks["p_value"]) == (
+            pytest.approx(expected.statistic),
+            pytest.approx(expected.pvalue),
+        ), window
+    assert models_view(worker)["m"]["1"]["events"] == {"processed": 1500}
 
 
 def snapshot_offset(config: DriftstreamConfig, broker: str, partition: int) -> int:
