@@ -28,6 +28,9 @@ from monitor.errors import DriftstreamError
 from monitor.reference import ReferenceProfile
 from monitor.topics import broker_errors
 
+#: Longest wait to reach the broker and for one request, whatever the tail's own timeout:
+#: kafka-python refuses request timeouts beyond its idle-connection limit (540 s).
+CONNECT_TIMEOUT = 30.0
 #: Longest wait of one fetch: how soon an empty partition reports its high-water mark.
 FETCH_WAIT_MS = 100
 POLL_MS = 200
@@ -205,7 +208,7 @@ class Tail:
         topic: str,
         kind: TailTopic,
         *,
-        connect_timeout: float = 30.0,
+        connect_timeout: float = CONNECT_TIMEOUT,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
@@ -318,14 +321,17 @@ def tail_topic(
 ) -> TailOutcome:
     """Open a :class:`Tail` on ``topic``, :meth:`~Tail.run` it, close it.
 
-    The connection is bounded by ``timeout`` too (30 s when it is ``None``).
+    Reaching the broker is bounded by ``timeout`` too, and by
+    :data:`CONNECT_TIMEOUT`.
     """
     tail = Tail(
         bootstrap_servers,
         client_options,
         topic,
         kind,
-        connect_timeout=30.0 if timeout is None else max(timeout, 1.0),
+        connect_timeout=CONNECT_TIMEOUT
+        if timeout is None
+        else min(max(timeout, 1.0), CONNECT_TIMEOUT),
     )
     try:
         return tail.run(

@@ -16,6 +16,9 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from monitor.broker import EmbeddedBroker
 
+# helper modules whose asserts should explain themselves like tests' do
+pytest.register_assert_rewrite("tests.evidently_html")
+
 if TYPE_CHECKING:
     from tests.worker_process import WorkerProcess
 

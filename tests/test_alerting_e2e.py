@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ import pytest
 
 from alerting.webhooks import verify_signature
 from monitor.publishing import publish_reference
-from monitor.simulation import CHURN, ServingSimulator
+from monitor.simulation import CHURN, ServingSimulator, reference_frame
+from monitor.values import FeatureKind
 from tests.conftest import read_all
+from tests.evidently_html import P_VALUE_METHODS, Column, check_entries, drift_entries
 from tests.http_recorder import RecordedRequest, Reply, recording_server
 from tests.worker_process import (
     WorkerProcess,
@@ -83,7 +86,8 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
 
         simulator = ServingSimulator([CHURN], seed=3, drift_after_events=1000)
         drifted = simulator.drifted_features(CHURN.name)
-        send(broker, config.topics.predictions, simulator.predictions(2000, START_MS, 100))
+        first = simulator.predictions(2000, START_MS, 100)
+        send(broker, config.topics.predictions, first)
         latest_results(broker, config.topics.results, 4)
         slack.wait_for_count(len(drifted))
         wait_for(lambda: settled(worker), 60, "deliveries to settle")
@@ -110,12 +114,40 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
         assert announced == Counter(
             {(status, f): 1 for status in ("firing", "resolved") for f in drifted}
         )
-        firing_text = next(slack_text(r) for r in slack.requests if "Resolved" not in slack_text(r))
-        assert "http://grafana.local/d/driftstream?var-model=churn" in firing_text
-        assert "/reports/" in firing_text
+        firing_texts = [slack_text(r) for r in slack.requests if "Resolved" not in slack_text(r)]
+        assert all(
+            "http://grafana.local/d/driftstream?var-model=churn" in text for text in firing_texts
+        )
+
+        # Each firing message links the report of its feature in the window that fired
+        # (window 2: events 1000-1499, all drifted) against the reference.
         reports = sorted((tmp_path / "reports").glob("*.html"))
         assert len(reports) == len(drifted)
-        assert all(report.stat().st_size > 10_000 for report in reports)
+        linked = {}
+        for text in firing_texts:
+            [feature] = [f for f in drifted if f in text]
+            [url] = set(re.findall(r"file://(/[^\"|>\s]+\.html)", text))
+            linked[feature] = Path(url)
+        assert sorted(linked.values()) == reports
+        reference = reference_frame(CHURN, 20_000, seed=0)  # what churn_reference() profiles
+        window = first[1000:1500]
+        for feature, report in linked.items():
+            assert report.name.startswith(f"{CHURN.name}-{CHURN.version}-window2-")
+            values = [event["features"][feature] for event in window]
+            if CHURN.kinds[feature] is FeatureKind.CATEGORICAL:
+                known = set(reference[feature])
+                # Values the reference never saw are the profile's "other" bin.
+                column = Column(
+                    reference[feature].tolist(),
+                    [v if v in known else "__other__" for v in values],
+                    categorical=True,
+                )
+            else:
+                column = Column(reference[feature].tolist(), values, categorical=False)
+            entries = drift_entries(report.read_text())
+            check_entries(entries, {feature: column})
+            # The p-value test (KS or chi-square) sees the drift that fired the alert.
+            assert [e.drift_detected for e in entries if e.method in P_VALUE_METHODS] == [True]
 
         # The retraining webhook: signed, idempotent, one request per transition.
         bodies = []
