@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import io
 import json
 import math
@@ -420,10 +421,11 @@ def test_reference_publish_then_tail_references(tmp_path: Path, broker: str) -> 
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("published churn2 8 (500 rows, 2 features, ")
     assert f"to {topics.references} partition 0 offset 0" in result.stdout
-    assert result.stdout.strip().endswith('key ["churn2","8"]')
-
     [record] = read_topic(broker, topics.references, 1)
     assert record.key == b'["churn2","8"]'
+    # the id window results name their profile by: a digest of the published bytes
+    digest = hashlib.sha256(record.value).hexdigest()[:16]
+    assert result.stdout.strip().endswith(f'key ["churn2","8"], id {digest}')
     published = ReferenceProfile.from_bytes(record.value)
     assert (published.model, published.model_version, published.n_rows) == ("churn2", "8", 500)
     age, original_age = (
