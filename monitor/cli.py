@@ -28,6 +28,7 @@ from monitor.catalog import profile_id
 from monitor.comparison import Comparator, Comparison, FeatureComparison
 from monitor.config import DriftstreamConfig, ModelDefaults, load_config, model_profile
 from monitor.demo import DemoSettings, run_demo
+from monitor.demo import simulate as simulate_traffic
 from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, write_evidently_report
 from monitor.publishing import Destination, publish_reference, read_events, send_messages
@@ -57,6 +58,8 @@ app = typer.Typer(
 )
 reference_app = typer.Typer(help="Build and publish reference profiles.", no_args_is_help=True)
 app.add_typer(reference_app, name="reference")
+topics_app = typer.Typer(help="Manage driftstream's Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
 
 EXIT_BAD_INPUT = 2
 TASKS: dict[str, Task] = {"classification": "classification", "regression": "regression"}
@@ -402,6 +405,47 @@ def broker_address(settings: DriftstreamConfig, bootstrap: str | None) -> str:
             "command does not start a broker"
         )
     return servers
+
+
+@app.command()
+@clear_errors
+def simulate(
+    config: ConfigOption = None,
+    bootstrap: BootstrapOption = None,
+    rate: Annotated[int, typer.Option(help="Predictions per second, all models.")] = 600,
+    drift_after: Annotated[
+        float, typer.Option(help="Seconds of healthy traffic before the drift.")
+    ] = 120.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    publish_references: Annotated[
+        bool, typer.Option(help="First publish the simulated models' reference profiles.")
+    ] = False,
+) -> None:
+    """Only the demo's simulated serving service, against a running Kafka, until stopped."""
+    settings = load_config(config)
+    servers = broker_address(settings, bootstrap)
+    simulate_traffic(
+        DemoSettings(
+            events_per_second=rate, drift_after_seconds=drift_after, duration=duration, live=False
+        ),
+        settings,
+        servers,
+        announce,
+        publish_profiles=publish_references,
+    )
+
+
+@topics_app.command("create")
+@clear_errors
+def topics_create(config: ConfigOption = None, bootstrap: BootstrapOption = None) -> None:
+    """Create the configured topics that do not exist yet (as `run` does), then exit."""
+    settings = load_config(config)
+    servers = broker_address(settings, bootstrap)
+    ensure_topics(servers, settings.topics, settings.broker.client_options())
+    names = [spec.name for spec in topic_specs(settings.topics)]
+    typer.echo(f"topics: {', '.join(names)}")
 
 
 @app.command("broker")

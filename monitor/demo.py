@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from rich.text import Text
 
 from monitor.broker import broker_for, free_port, port_is_free
 from monitor.child_process import spawn, stop_process
-from monitor.config import DriftstreamConfig
+from monitor.config import DriftstreamConfig, TopicsConfig
 from monitor.errors import DriftstreamError
 from monitor.publishing import publish_reference
 from monitor.reference import ReferenceProfile
@@ -169,14 +169,19 @@ def performance_summary(performance: Mapping[str, Any] | None) -> str:
     return ", ".join(shown) or "-"
 
 
-def publish_references(bootstrap: str, config: DriftstreamConfig, seed: int) -> None:
+def publish_references(
+    bootstrap: str,
+    config: DriftstreamConfig,
+    seed: int,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
     """Reference profiles of every simulated model on the references topic."""
     for model in DEMO_MODELS.values():
         frame = reference_frame(model, REFERENCE_ROWS, seed=seed).drop(columns=["label"])
         profile = ReferenceProfile.from_frame(
             frame, model=model.name, model_version=model.version, kinds=model.kinds
         )
-        publish_reference(bootstrap, {}, config.topics, profile)
+        publish_reference(bootstrap, dict(client_options or {}), config.topics, profile)
 
 
 @dataclass
@@ -282,6 +287,70 @@ def _run_demo(
                 raise
 
 
+class Traffic:
+    """The simulated serving service: predictions at a steady rate, delayed labels.
+
+    Both ``driftstream demo`` and ``driftstream simulate`` play it: call
+    :meth:`tick` often (every :data:`TICK_SECONDS` or so); each call sends
+    the predictions due since the start at ``settings.events_per_second``
+    and the labels whose delay has passed. The drift starts after
+    ``settings.drift_after_seconds`` of traffic.
+    """
+
+    def __init__(
+        self,
+        settings: DemoSettings,
+        topics: TopicsConfig,
+        bootstrap: str,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        per_model = settings.events_per_second / len(DEMO_MODELS)
+        self.settings = settings
+        self.topics = topics
+        self.simulator = ServingSimulator(
+            seed=settings.seed,
+            drift_after_events=int(per_model * settings.drift_after_seconds),
+        )
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=20, **dict(client_options or {})
+        )
+        self.started = time.monotonic()
+        self.sent = 0
+        self.labels_sent = 0
+
+    def elapsed(self) -> float:
+        """Seconds since the traffic started."""
+        return time.monotonic() - self.started
+
+    def running(self) -> bool:
+        """Whether ``settings.duration`` (if any) has not passed yet."""
+        return self.settings.duration is None or self.elapsed() < self.settings.duration
+
+    def tick(self) -> float:
+        """Send what is due now; returns the seconds elapsed since the start."""
+        elapsed = self.elapsed()
+        due = int(elapsed * self.settings.events_per_second) - self.sent
+        now_ms = time.time_ns() // 1_000_000
+        if due > 0:
+            for document in self.simulator.predictions(due, now_ms, 1):
+                self.producer.send(
+                    self.topics.predictions,
+                    key=document["model"].encode(),
+                    value=orjson.dumps(document),
+                )
+            self.sent += due
+        for label in self.simulator.labels_due(now_ms):
+            self.producer.send(
+                self.topics.labels, key=label["model"].encode(), value=orjson.dumps(label)
+            )
+            self.labels_sent += 1
+        return elapsed
+
+    def close(self) -> None:
+        """Deliver what is buffered (bounded by :data:`TRAFFIC_STOP_SECONDS`) and stop."""
+        self.producer.close(timeout=TRAFFIC_STOP_SECONDS)
+
+
 def serve(
     settings: DemoSettings,
     config: DriftstreamConfig,
@@ -291,15 +360,8 @@ def serve(
     worker: WorkerChild,
 ) -> None:
     """The simulated serving service plus the live view of the results topic."""
-    per_model = settings.events_per_second / len(DEMO_MODELS)
-    simulator = ServingSimulator(
-        seed=settings.seed,
-        drift_after_events=int(per_model * settings.drift_after_seconds),
-    )
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    traffic = Traffic(settings, config.topics, bootstrap)
     consumer = results_consumer(bootstrap, config.topics.results)
-    started = time.monotonic()
-    sent = 0
     ready = False
     try:
         with (
@@ -307,24 +369,8 @@ def serve(
             if settings.live
             else nullcontext() as live
         ):
-            while settings.duration is None or time.monotonic() - started < settings.duration:
-                elapsed = time.monotonic() - started
-                due = int(elapsed * settings.events_per_second) - sent
-                now_ms = time.time_ns() // 1_000_000
-                if due > 0:
-                    for document in simulator.predictions(due, now_ms, 1):
-                        producer.send(
-                            config.topics.predictions,
-                            key=document["model"].encode(),
-                            value=orjson.dumps(document),
-                        )
-                    sent += due
-                for label in simulator.labels_due(now_ms):
-                    producer.send(
-                        config.topics.labels,
-                        key=label["model"].encode(),
-                        value=orjson.dumps(label),
-                    )
+            while traffic.running():
+                elapsed = traffic.tick()
                 ready = ready or worker.ready()
                 for records in consumer.poll(timeout_ms=int(TICK_SECONDS * 1000)).values():
                     for record in records:
@@ -333,11 +379,50 @@ def serve(
                         if live is None:
                             console.print(result_line(result, elapsed))
                 if live is not None:
-                    status = status_line(settings, elapsed, sent, ready, board.windows)
+                    status = status_line(settings, elapsed, traffic.sent, ready, board.windows)
                     live.update(Group(Text(status, style="dim"), board.table()))
     finally:
-        producer.close(timeout=TRAFFIC_STOP_SECONDS)
+        traffic.close()
         consumer.close()
+
+
+def simulate(
+    settings: DemoSettings,
+    config: DriftstreamConfig,
+    bootstrap: str,
+    announce: Callable[[str], None],
+    *,
+    publish_profiles: bool = False,
+) -> tuple[int, int]:
+    """Only the simulated serving service, against an existing broker, until stopped.
+
+    Creates the missing topics, publishes the simulated models' reference
+    profiles when ``publish_profiles``, then sends traffic until
+    ``settings.duration`` passes or SIGINT/SIGTERM arrives. Returns the
+    numbers of predictions and labels sent.
+    """
+    options = config.broker.client_options()
+    traffic: Traffic | None = None
+    with StopRequests(), suppress(StopRequested):
+        ensure_topics(bootstrap, config.topics, options)
+        if publish_profiles:
+            publish_references(bootstrap, config, settings.seed, options)
+            announce(f"published the reference profiles of {', '.join(DEMO_MODELS)}")
+        traffic = Traffic(settings, config.topics, bootstrap, options)
+        announce(
+            f"sending {settings.events_per_second} predictions/s and their labels to "
+            f"{bootstrap}; drift starts after {settings.drift_after_seconds:g} s; "
+            "Ctrl-C or SIGTERM stops"
+        )
+        try:
+            while traffic.running():
+                traffic.tick()
+                time.sleep(TICK_SECONDS)
+        finally:
+            traffic.close()
+    sent = (traffic.sent, traffic.labels_sent) if traffic is not None else (0, 0)
+    announce(f"stopped: {sent[0]} predictions and {sent[1]} labels sent")
+    return sent
 
 
 def status_line(
