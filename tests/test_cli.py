@@ -6,6 +6,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import numpy as np
 import pandas as pd
@@ -42,21 +43,27 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_build_then_compare_json_has_the_documented_shape(data: Path) -> None:
-    """reference build writes a profile; compare --json prints the documented keys."""
-    profile = data / "churn.dsprofile"
+def build_profile(data: Path, model: str, version: str) -> tuple[Path, CompletedProcess[str]]:
+    """``reference build`` of the module's reference data; the test fails if it fails."""
+    profile = data / f"{model}-{version}.dsprofile"
     built = run(
         "reference",
         "build",
         data / "reference.csv",
         "--model",
-        "churn",
+        model,
         "--version",
-        "7",
+        version,
         "--out",
         profile,
     )
     assert built.returncode == 0, built.stderr
+    return profile, built
+
+
+def test_build_then_compare_json_has_the_documented_shape(data: Path) -> None:
+    """reference build writes a profile; compare --json prints the documented keys."""
+    profile, built = build_profile(data, "churn", "7")
     assert "2 numeric and 2 categorical features" in built.stdout
     result = run("compare", "--reference", profile, "--current", data / "current.parquet", "--json")
     assert result.returncode == 0, result.stderr
@@ -331,19 +338,7 @@ def test_the_output_column_is_the_one_the_reference_was_built_with(scored: Path)
 
 def newer_profile(data: Path) -> Path:
     """A copy of a real profile claiming schema version 99."""
-    source = data / "source.dsprofile"
-    built = run(
-        "reference",
-        "build",
-        data / "reference.csv",
-        "--model",
-        "m",
-        "--version",
-        "1",
-        "--out",
-        source,
-    )
-    assert built.returncode == 0, built.stderr
+    source, _ = build_profile(data, "m", "1")
     buffer = io.BytesIO()
     with zipfile.ZipFile(source) as original, zipfile.ZipFile(buffer, "w") as copy:
         for item in original.namelist():
@@ -424,20 +419,7 @@ README = Path(__file__).parent.parent / "README.md"
 @pytest.fixture(scope="module")
 def churn_profile(data: Path) -> Path:
     """A reference profile of model churn, version 7."""
-    profile = data / "churn-7.dsprofile"
-    built = run(
-        "reference",
-        "build",
-        data / "reference.csv",
-        "--model",
-        "churn",
-        "--version",
-        "7",
-        "--out",
-        profile,
-    )
-    assert built.returncode == 0, built.stderr
-    return profile
+    return build_profile(data, "churn", "7")[0]
 
 
 def test_check_config_names_a_missing_or_unusable_reference_file(
@@ -562,19 +544,7 @@ def test_init_refuses_a_reference_that_is_not_the_models_profile(
 
 def test_init_quotes_names_that_yaml_would_misread(tmp_path: Path, data: Path) -> None:
     """A model named "yes" stays the string "yes" in the written file."""
-    profile = data / "yes.dsprofile"
-    built = run(
-        "reference",
-        "build",
-        data / "reference.csv",
-        "--model",
-        "yes",
-        "--version",
-        "1",
-        "--out",
-        profile,
-    )
-    assert built.returncode == 0, built.stderr
+    profile, _ = build_profile(data, "yes", "1")
     out = tmp_path / "driftstream.yaml"
     assert run("init", "--model", "yes", "--reference", profile, "--out", out).returncode == 0
     assert list(yaml.safe_load(out.read_text())["models"]) == ["yes"]
