@@ -335,12 +335,11 @@ def run(
     """Run a worker; with no broker configured, start the embedded one first."""
     settings = load_config(config)
     check_secrets(settings)
-    # The worker loads them again when it starts; reading them here first
-    # makes a bad file fail before a broker or a Kafka client starts.
-    settings.load_references()
+    # read before anything starts, so a bad file fails before a broker or a client
+    references = settings.load_references()
     with broker_for(settings.broker, announce) as bootstrap:
         ensure_topics(bootstrap, settings.topics, settings.broker.client_options())
-        run_worker(settings, bootstrap, log_level)
+        run_worker(settings, bootstrap, references, log_level)
 
 
 @app.command()

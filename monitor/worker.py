@@ -34,7 +34,7 @@ import logging
 import ssl
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
 import faust
@@ -80,13 +80,24 @@ class Pipeline:
         The worker's configuration.
     bootstrap_servers
         ``host:port`` of the brokers (the embedded broker's, when started).
+    references
+        The profiles of ``models.NAME.reference``, already read
+        (:meth:`DriftstreamConfig.load_references`, which fails at start-up
+        on a bad file).
     """
 
-    def __init__(self, config: DriftstreamConfig, bootstrap_servers: str) -> None:
+    def __init__(
+        self,
+        config: DriftstreamConfig,
+        bootstrap_servers: str,
+        references: Mapping[str, ReferenceProfile],
+    ) -> None:
         self.config = config
         self.bootstrap_servers = bootstrap_servers
         self.client_options = config.broker.client_options()
         self.catalog = ReferenceCatalog()
+        for profile in references.values():
+            self.catalog.put(profile)
         self.partitions: dict[int, PartitionState] = {}
         self.generations: dict[int, int] = {}
         self.locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
@@ -115,9 +126,7 @@ class Pipeline:
     # -- start and stop -------------------------------------------------
 
     async def start(self) -> None:
-        """Load configured references, start the producer."""
-        for profile in self.config.load_references().values():
-            self.catalog.put(profile)
+        """Start the producer, the sinks and the metrics server."""
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             max_request_size=self.config.limits.max_message_bytes * 2 + 1024 * 1024,
@@ -622,10 +631,14 @@ async def _caught_up(consumer: AIOKafkaConsumer, partitions: Sequence[TopicParti
     return True
 
 
-def create_app(config: DriftstreamConfig, bootstrap_servers: str) -> tuple[faust.App, Pipeline]:
+def create_app(
+    config: DriftstreamConfig,
+    bootstrap_servers: str,
+    references: Mapping[str, ReferenceProfile],
+) -> tuple[faust.App, Pipeline]:
     """The Faust app of a worker and the pipeline it drives."""
     worker = config.worker
-    pipeline = Pipeline(config, bootstrap_servers)
+    pipeline = Pipeline(config, bootstrap_servers, references)
     app = faust.App(
         worker.group_id,
         broker=f"kafka://{bootstrap_servers}",
@@ -770,8 +783,13 @@ def _credentials(config: DriftstreamConfig) -> Any:
     return None
 
 
-def run_worker(config: DriftstreamConfig, bootstrap_servers: str, log_level: str = "info") -> None:
-    """Run a worker in the foreground until SIGINT/SIGTERM."""
-    app, _ = create_app(config, bootstrap_servers)
+def run_worker(
+    config: DriftstreamConfig,
+    bootstrap_servers: str,
+    references: Mapping[str, ReferenceProfile],
+    log_level: str = "info",
+) -> None:
+    """Run a worker in the foreground until SIGINT/SIGTERM, with the configured profiles."""
+    app, _ = create_app(config, bootstrap_servers, references)
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
