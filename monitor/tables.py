@@ -78,7 +78,9 @@ def nan_as_null(frame: pd.DataFrame) -> pd.DataFrame:
         column = frame[name]
         if pd.api.types.is_float_dtype(column.dtype):
             values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            frame[name] = pd.array(values, dtype="Float64")
+            # the mask given outright: pd.array(values, "Float64") would scan
+            # the values one by one (about 70 ms per million)
+            frame[name] = pd.arrays.FloatingArray(values, np.isnan(values))
     return frame
 
 
