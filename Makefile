@@ -1,9 +1,10 @@
-# driftstream: `make demo` to watch it work; `make test`, `make lint`, `make bench`.
+# driftstream: `make demo` to watch it work; `make test`, `make lint`, `make bench`,
+# `make check-operator` (promtool and amtool on prometheus/).
 # uv from PATH, else the one `make setup` installs with pip (run as a module,
 # so no shell rehash or PATH change is needed).
 UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo "python3 -m uv")
 
-.PHONY: setup demo test lint bench schemas
+.PHONY: setup demo test lint bench schemas check-operator
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
@@ -25,3 +26,11 @@ bench: setup
 
 schemas: setup
 	$(UV) run --frozen python -m schemas.json_schema
+
+# Prometheus and Alertmanager files as their own tools read them (Debian's
+# prometheus and prometheus-alertmanager packages; .ci/run installs them).
+check-operator:
+	promtool check config prometheus/prometheus.yml
+	promtool check rules prometheus/rules/*.yml
+	promtool test rules prometheus/tests/*.yml
+	amtool check-config prometheus/alertmanager.yml
