@@ -37,7 +37,8 @@ ENV PATH=/app/.venv/bin:$PATH \
     DRIFTSTREAM_METRICS__HOST=0.0.0.0 \
     DRIFTSTREAM_WORKER__WEB_HOST=0.0.0.0
 USER driftstream
-# Faust keeps its data folder in the working directory.
+# The user's home: where commands that write files (report, reference build) write
+# by default. The worker itself writes only to a temporary directory.
 WORKDIR /var/lib/driftstream
 # worker.web_port (health endpoints) and metrics.port (Prometheus).
 EXPOSE 6066 9464

@@ -32,9 +32,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import tempfile
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -635,12 +637,18 @@ def create_app(
     config: DriftstreamConfig,
     bootstrap_servers: str,
     references: Mapping[str, ReferenceProfile],
+    datadir: Path,
 ) -> tuple[faust.App, Pipeline]:
-    """The Faust app of a worker and the pipeline it drives."""
+    """The Faust app of a worker and the pipeline it drives.
+
+    ``datadir`` is Faust's own folder; with in-memory tables it holds only
+    empty directories, so a temporary one will do.
+    """
     worker = config.worker
     pipeline = Pipeline(config, bootstrap_servers, references)
     app = faust.App(
         worker.group_id,
+        datadir=datadir,
         broker=f"kafka://{bootstrap_servers}",
         broker_credentials=_credentials(config),
         store="memory://",
@@ -789,7 +797,12 @@ def run_worker(
     references: Mapping[str, ReferenceProfile],
     log_level: str = "info",
 ) -> None:
-    """Run a worker in the foreground until SIGINT/SIGTERM, with the configured profiles."""
-    app, _ = create_app(config, bootstrap_servers, references)
-    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    """Run a worker in the foreground until SIGINT/SIGTERM, with the configured profiles.
+
+    Faust's data folder goes to a temporary directory rather than the working
+    directory (its default), which may be read-only or someone's checkout.
+    """
+    with tempfile.TemporaryDirectory(prefix="driftstream-faust-") as datadir:
+        app, _ = create_app(config, bootstrap_servers, references, Path(datadir))
+        worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+        worker.execute_from_commandline()

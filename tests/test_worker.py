@@ -391,3 +391,5 @@ def test_run_without_a_broker_starts_the_embedded_one_and_stops_cleanly(
     assert worker.wait_ready()["partitions"] == [0, 1]
     assert "No broker configured: started the embedded development broker" in worker.log()
     assert worker.stop() == 0
+    # The worker ran in tmp_path: Faust's data folder went elsewhere.
+    assert not [entry.name for entry in tmp_path.iterdir() if entry.is_dir()]

@@ -93,6 +93,7 @@ class WorkerProcess:
                 [DRIFTSTREAM, "run", "--config", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                cwd=self.log_path.parent,
                 env={
                     **environment,
                     "DRIFTSTREAM_WORKER__WEB_PORT": str(self.port),
