@@ -8,7 +8,7 @@ distance tests, corrects p-values across features and assigns severities.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -17,7 +17,13 @@ import numpy as np
 from monitor.errors import DriftstreamError
 from monitor.reference import CategoricalProfile, NumericProfile, ReferenceProfile
 from monitor.stats.chi_square import chi_square
-from monitor.stats.decision import DriftPolicy, Severity, adjust_p_values, worst
+from monitor.stats.decision import (
+    DriftPolicy,
+    EffectThresholds,
+    Severity,
+    adjust_p_values,
+    worst,
+)
 from monitor.stats.jensen_shannon import jensen_shannon, jensen_shannon_values
 from monitor.stats.ks import ks
 from monitor.stats.l_infinity import l_infinity
@@ -48,6 +54,8 @@ class FeatureComparison:
     quality: Mapping[str, RateResult]
     test_severities: Mapping[str, Severity]
     severity: Severity
+    #: Each test's warning and critical effect-size thresholds (the policy's).
+    effect_thresholds: Mapping[str, EffectThresholds] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the ``driftstream compare --json`` feature entry)."""
@@ -60,6 +68,8 @@ class FeatureComparison:
                 )
             entry["adjusted_p_value"] = finite_or_none(self.adjusted_p_values.get(name))
             entry["severity"] = self.test_severities.get(name, self.severity).value
+            limits = self.effect_thresholds.get(name, EffectThresholds())
+            entry["effect_thresholds"] = {"warning": limits.warning, "critical": limits.critical}
             tests[name] = entry
         return {
             "kind": self.kind.value,
@@ -223,6 +233,9 @@ class Comparator:
                 quality=quality,
                 test_severities=test_severities,
                 severity=severity,
+                effect_thresholds={
+                    t: self.policy.thresholds.get(t, EffectThresholds()) for t in tests
+                },
             )
         return results
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +134,11 @@ class DriftMetrics:
             "driftstream_drift_effect_size",
             "Latest window's effect size (what thresholds are compared with).",
             TEST,
+        )
+        self.threshold = gauge(
+            "driftstream_drift_threshold",
+            "Effect size a test's warning or critical verdict needs (level label).",
+            (*TEST, "level"),
         )
         self.p_value = gauge(
             "driftstream_drift_p_value", "Latest window's multiplicity-adjusted p-value.", TEST
@@ -297,6 +302,19 @@ class DriftMetrics:
         for (rule, model), count in counts.items():
             self.firing.labels(rule, model).set(count)
 
+    def sinks(self, names: Sequence[str]) -> None:
+        """Start every sink's series at zero.
+
+        A counter series born at its first increment hides that increment
+        from ``rate()`` and ``increase()``, so a sink's first failure would
+        raise no alert; series that exist from start-up count it.
+        """
+        for sink in names:
+            for outcome in ("delivered", "dead_lettered"):
+                self.deliveries.labels(sink, outcome)
+            self.attempts.labels(sink)
+            self.queue.labels(sink).set(0)
+
     def delivery(self, sink: str, outcome: str, attempts: int) -> None:
         """Count a finished delivery and the attempts it took."""
         self.deliveries.labels(sink, outcome).inc()
@@ -365,6 +383,9 @@ class DriftMetrics:
             labels = (name, test)
             self._set(key, self.statistic, labels, _worst(results, "statistic", max))
             self._set(key, self.effect, labels, _worst(results, "effect_size", max))
+            limits = [r.get("effect_thresholds") or {} for r in results]
+            for level in ("warning", "critical"):
+                self._set(key, self.threshold, (*labels, level), _worst(limits, level, max))
             self._set(key, self.p_value, labels, _worst(results, "adjusted_p_value", min))
             test_severity = max(SEVERITY_VALUE.get(str(r.get("severity")), -1.0) for r in results)
             self._set(key, self.test_severity, labels, test_severity)

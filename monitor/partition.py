@@ -394,7 +394,7 @@ class PartitionState:
             try:
                 event = decode_prediction(message.value or b"", self.limits)
             except RejectedMessageError as rejected:
-                _reject_undecodable(message, rejected, outputs.dead_letters, outputs.events)
+                self._reject_undecodable(message, rejected, outputs.dead_letters, outputs.events)
                 continue
             key = (event.model, event.model_version)
             rows = groups.get(key)
@@ -617,6 +617,37 @@ class PartitionState:
             min_samples=settings.policy.min_samples,
         )
 
+    def _reject_undecodable(
+        self,
+        message: InputMessage,
+        rejected: RejectedMessageError,
+        dead_letters: list[DeadLetter],
+        counts: Counter[tuple[str, str, str]],
+    ) -> None:
+        """Dead-letter a message that did not decode.
+
+        It counts against the model (and version) it claims only when that is
+        one the worker knows (configured, with a reference, or seen in a valid
+        event here), so malformed traffic cannot create metric series
+        without bound.
+        """
+        model, version = rejected.claimed
+        known = set(self.catalog.models()) | set(self.versions)
+        if model is None or not (
+            model in self.config.models or any(model == name for name, _ in known)
+        ):
+            model = version = None
+        elif (model, version) not in known:
+            version = None
+        raw = message.value or b""
+        reason = rejected.reason.value
+        dead_letters.append(
+            DeadLetter.for_message(
+                raw, message.source, reason, rejected.detail, model=model, model_version=version
+            )
+        )
+        counts[model or "", version or "", reason] += 1
+
     def on_labels(self, messages: Sequence[InputMessage]) -> Outputs:
         """Join label messages to pending predictions of this partition.
 
@@ -630,7 +661,7 @@ class PartitionState:
             try:
                 label = decode_label(message.value or b"", self.limits)
             except RejectedMessageError as rejected:
-                _reject_undecodable(message, rejected, outputs.dead_letters, outputs.labels)
+                self._reject_undecodable(message, rejected, outputs.dead_letters, outputs.labels)
                 continue
             arrived = ArrivedLabel(
                 label.event_id,
@@ -706,19 +737,6 @@ class PartitionState:
         }
         state.alerts.restore(header["alerts"])
         return state
-
-
-def _reject_undecodable(
-    message: InputMessage,
-    rejected: RejectedMessageError,
-    dead_letters: list[DeadLetter],
-    counts: Counter[tuple[str, str, str]],
-) -> None:
-    """Dead-letter a message that did not decode (its model is unknown)."""
-    raw = message.value or b""
-    reason = rejected.reason.value
-    dead_letters.append(DeadLetter.for_message(raw, message.source, reason, rejected.detail))
-    counts["", "", reason] += 1
 
 
 def _split_blobs(data: bytes, sizes: Sequence[int]) -> Iterator[bytes]:

@@ -141,6 +141,7 @@ class Pipeline:
             sinks.append(DriftLogSink(self.config.alerting.drift_log))
         self.dispatcher = Dispatcher(sinks, self._delivered, self._publish_alert_dead_letter)
         self.dispatcher.start()
+        self.metrics.sinks([sink.name for sink in sinks])
         if self.config.metrics.enabled:
             self.metrics_server = self.metrics.serve(
                 self.config.metrics.host, self.config.metrics.port

@@ -38,12 +38,32 @@ class RejectReason(StrEnum):
 
 
 class RejectedMessageError(Exception):
-    """A message that cannot be used, with its reason code and explanation."""
+    """A message that cannot be used, with its reason code and explanation.
 
-    def __init__(self, reason: RejectReason, detail: str) -> None:
+    ``claimed`` is the ``(model, model_version)`` a JSON object that failed
+    the contract says it belongs to (each ``None`` unless a non-empty
+    string), so the worker can count the failure against that model.
+    """
+
+    def __init__(
+        self,
+        reason: RejectReason,
+        detail: str,
+        claimed: tuple[str | None, str | None] = (None, None),
+    ) -> None:
         super().__init__(f"{reason.value}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.claimed = claimed
+
+
+def _claimed(document: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The model and version a document names, where they are non-empty strings."""
+    model, version = document.get("model"), document.get("model_version")
+    return (
+        model if isinstance(model, str) and model else None,
+        version if isinstance(version, str) and version else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +119,24 @@ def decode_prediction(
     model: type[PredictionEvent] | type[PredictionBatch] = (
         PredictionBatch if document.get("type") == "prediction_batch" else PredictionEvent
     )
+    claimed = _claimed(document)
     try:
         event = model.model_validate(document)
     except ValidationError as error:
-        raise RejectedMessageError(RejectReason.SCHEMA, validation_summary(error)) from None
+        raise RejectedMessageError(
+            RejectReason.SCHEMA, validation_summary(error), claimed
+        ) from None
     if len(event.features) > limits.max_features:
         raise RejectedMessageError(
             RejectReason.SCHEMA,
             f"{len(event.features)} features, the limit is {limits.max_features}",
+            claimed,
         )
     if isinstance(event, PredictionBatch) and len(event) > limits.max_batch_rows:
         raise RejectedMessageError(
             RejectReason.SCHEMA,
             f"batch of {len(event)} predictions, the limit is {limits.max_batch_rows}",
+            claimed,
         )
     return event
 
@@ -122,4 +147,6 @@ def decode_label(raw: bytes, limits: EventLimits | None = None) -> LabelEvent:
     try:
         return LabelEvent.model_validate(document)
     except ValidationError as error:
-        raise RejectedMessageError(RejectReason.SCHEMA, validation_summary(error)) from None
+        raise RejectedMessageError(
+            RejectReason.SCHEMA, validation_summary(error), (_claimed(document)[0], None)
+        ) from None

@@ -7,13 +7,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.comparison import Comparator
 from monitor.metrics import DriftMetrics
 from monitor.publishing import publish_reference
+from monitor.reference import ReferenceProfile
 from monitor.simulation import CHURN, ServingSimulator
+from monitor.stats.decision import DriftPolicy, EffectThresholds
+from monitor.windows import WindowState
 from schemas.outputs import ReferenceInfo, WindowBounds, WindowResult
 from tests.prometheus import Prometheus, running_prometheus
 from tests.worker_process import (
@@ -123,6 +129,41 @@ def test_features_over_the_cap_fold_into_other_with_the_worst_values() -> None:
     assert value(metrics, "driftstream_features_folded", model="churn", model_version="7") == 2
 
 
+def test_each_test_exports_the_thresholds_its_verdicts_need() -> None:
+    rng = np.random.default_rng(0)
+    profile = ReferenceProfile.from_frame(
+        pd.DataFrame({"x": rng.normal(size=4000)}), model="churn", model_version="7"
+    )
+    policy = DriftPolicy(
+        thresholds={"ks": EffectThresholds(0.07, 0.3), "psi": EffectThresholds(warning=0.15)}
+    )
+    window = WindowState.for_profile(profile)
+    window.update_frame(pd.DataFrame({"x": rng.normal(loc=0.5, size=1000)}))
+    compared = Comparator(profile, policy).compare(window).to_dict()
+    metrics = DriftMetrics()
+    metrics.window(result(compared["features"]), now=0.0)
+    exported = {
+        (test, level): value(
+            metrics,
+            "driftstream_drift_threshold",
+            model="churn",
+            model_version="7",
+            feature="x",
+            test=test,
+            level=level,
+        )
+        for test in ("ks", "psi")
+        for level in ("warning", "critical")
+    }
+    # psi never raises critical under this policy: no series, not a stale number.
+    assert exported == {
+        ("ks", "warning"): 0.07,
+        ("ks", "critical"): 0.3,
+        ("psi", "warning"): 0.15,
+        ("psi", "critical"): None,
+    }
+
+
 def test_versions_without_events_lose_their_series_after_the_ttl() -> None:
     metrics = DriftMetrics(version_ttl=600.0)
     metrics.processed(Counter({("churn", "6", "processed"): 5}), Counter(), 0, [], now=0.0)
@@ -158,6 +199,18 @@ def test_lag_firing_and_delivery_series() -> None:
         value(metrics, "driftstream_sink_deliveries_total", sink="slack", outcome="delivered") == 1
     )
     assert value(metrics, "driftstream_sink_attempts_total", sink="slack") == 3
+
+
+def test_configured_sinks_have_series_from_the_start() -> None:
+    metrics = DriftMetrics()
+    metrics.sinks(["slack", "retrain"])
+    for sink in ("slack", "retrain"):
+        for outcome in ("delivered", "dead_lettered"):
+            assert (
+                value(metrics, "driftstream_sink_deliveries_total", sink=sink, outcome=outcome) == 0
+            )
+        assert value(metrics, "driftstream_sink_attempts_total", sink=sink) == 0
+        assert value(metrics, "driftstream_sink_queue", sink=sink) == 0
 
 
 def single(prometheus: Prometheus, expression: str, expected: float) -> None:

@@ -539,3 +539,27 @@ def test_a_label_that_cannot_be_scored_is_dead_lettered_and_the_worker_goes_on()
     [result] = state.on_predictions(messages(docs[100:], start=100)).results
     assert result.performance is not None
     assert (result.performance["n_labeled"], result.performance["n_unlabeled"]) == (0, 10)
+
+
+def test_a_contract_violation_counts_against_the_model_it_claims_only_if_known() -> None:
+    state = state_with_reference()
+    broken = events(3, seed=1)
+    for document in broken:
+        document["features"]["x"] = {"nested": 1}
+    broken[1]["model"] = "never-seen"
+    broken[2]["model_version"] = "9"
+    # The first message is valid: it makes model m, version 1 known here.
+    outputs = state.on_predictions(messages(events(1, seed=0) + broken))
+    assert outputs.events == {
+        ("m", "1", "processed"): 1,
+        ("m", "1", "schema"): 1,
+        ("", "", "schema"): 1,
+        ("m", "", "schema"): 1,
+    }
+    assert [(d.model, d.model_version) for d in outputs.dead_letters] == [
+        ("m", "1"),
+        (None, None),
+        ("m", None),
+    ]
+    label = state.on_labels(messages([{"event_id": "e0", "model": "m"}], topic=LABELS))
+    assert label.labels == {("m", "", "schema"): 1}
