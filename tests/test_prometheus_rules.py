@@ -149,6 +149,7 @@ def test_the_kubernetes_scrape_example_keeps_annotated_driftstream_pods() -> Non
     assert keeps == {
         ("__meta_kubernetes_pod_label_app_kubernetes_io_name",): "driftstream",
         ("__meta_kubernetes_pod_annotation_prometheus_io_scrape",): "true",
+        ("__meta_kubernetes_pod_container_port_name",): "metrics",
     }
     address = next(r for r in job["relabel_configs"] if r.get("target_label") == "__address__")
     pattern = re.compile(address["regex"])
