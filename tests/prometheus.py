@@ -173,6 +173,18 @@ class Prometheus:
             for target in body["data"]["activeTargets"]
         ]
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """Alerts of the loaded rules now pending or firing (``/api/v1/alerts``).
+
+        Returns
+        -------
+        list of dict
+            One ``{"labels", "annotations", "state", "activeAt", "value"}`` per alert.
+        """
+        body = self._client.get("/api/v1/alerts").json()
+        alerts: list[dict[str, Any]] = body["data"]["alerts"]
+        return alerts
+
     @staticmethod
     def value(sample: dict[str, Any]) -> float:
         """The number in one instant-vector sample of a :meth:`query` result.
@@ -212,7 +224,11 @@ def _wait_ready(
 
 @contextmanager
 def running_prometheus(
-    targets: Sequence[str], tmp_path: Path, scrape_interval: str = "1s"
+    targets: Sequence[str],
+    tmp_path: Path,
+    scrape_interval: str = "1s",
+    rule_files: Sequence[Path] = (),
+    alertmanager: str | None = None,
 ) -> Iterator[Prometheus]:
     """Run a Prometheus server scraping ``targets`` for the duration of the block.
 
@@ -226,6 +242,10 @@ def running_prometheus(
     scrape_interval
         Prometheus duration between scrapes (also the rule evaluation
         interval); the scrape timeout is 80 % of it.
+    rule_files
+        Recording and alerting rule files to load.
+    alertmanager
+        ``host:port`` of an Alertmanager to send firing alerts to.
 
     Yields
     ------
@@ -245,7 +265,7 @@ def running_prometheus(
             "`apt-get install -y prometheus` (.ci/run does this on CI)"
         )
     timeout_ms = int(duration_seconds(scrape_interval) * 800)
-    config = {
+    config: dict[str, Any] = {
         "global": {
             "scrape_interval": scrape_interval,
             "evaluation_interval": scrape_interval,
@@ -254,7 +274,10 @@ def running_prometheus(
         "scrape_configs": [
             {"job_name": "driftstream", "static_configs": [{"targets": list(targets)}]}
         ],
+        "rule_files": [str(path) for path in rule_files],
     }
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     config_file = tmp_path / "prometheus.yml"
     config_file.write_text(yaml.safe_dump(config))
     log = tmp_path / "prometheus.log"
