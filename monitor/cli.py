@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar
 
 import orjson
 import pandas as pd
@@ -22,6 +22,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from monitor.broker import PREFERRED_PORT, EmbeddedBroker, broker_for, port_is_free
 from monitor.catalog import profile_id
@@ -205,7 +206,8 @@ def compare(
     if as_json:
         typer.echo(json.dumps(comparison.to_dict(), indent=2, allow_nan=False))
     else:
-        Console().print(comparison_table(comparison))
+        console = Console()
+        console.print(comparison_table(comparison, console.width))
     if fail_on is not None:
         failing = {Severity.CRITICAL} | ({Severity.WARNING} if fail_on is FailOn.WARNING else set())
         if any(f.severity in failing for f in comparison.features.values()):
@@ -739,15 +741,44 @@ def run_comparison(
     return Comparator(profile, policy).compare(window, names, compared_output(profile, frame))
 
 
-def comparison_table(comparison: Comparison) -> Table:
+#: Columns of :func:`comparison_table`: header, justification, and whether a
+#: narrow terminal may leave it out (optional ones are added, in this order,
+#: while the table still fits).
+COMPARISON_COLUMNS: tuple[tuple[str, Literal["left", "right"], bool], ...] = (
+    ("feature", "left", False),
+    ("kind", "left", False),
+    ("test", "right", False),
+    ("effect", "right", False),
+    ("p adj.", "right", False),
+    ("psi", "right", False),
+    ("psi thr.", "right", True),
+    ("n cur", "right", True),
+    ("nulls", "right", True),
+    ("severity", "left", False),
+)
+#: Optional columns are left out before the feature column gets narrower
+#: than this (longer names wrap).
+FEATURE_WIDTH = 20
+
+
+def comparison_table(comparison: Comparison, width: int | None = None) -> Table:
     """A rich table: one row per feature, its main statistics and severity.
 
     ``test`` shows KS D (numeric) or chi-square w (categorical) with its
     adjusted p-value; ``psi`` shows the PSI and its calibrated threshold.
     The model output, when compared, has the last row, in a section of its
     own: it is not one of the features counted in the title.
+
+    Numbers have three significant digits and are never cut: the table
+    fits ``width`` (the terminal's; ``None``: no limit) by leaving out the
+    optional columns (``psi thr.``, ``n cur``, ``nulls``) that do not fit
+    and by wrapping long feature names.
     """
     output = comparison.prediction
+    rows = [table_row(feature, feature.name) for feature in comparison.features.values()]
+    if output is not None:
+        rows.append(table_row(output, f"{output.name} (output)"))
+    shown = fitting_columns(rows, width)
     table = Table(
         title=(
             f"{comparison.model} {comparison.model_version}: {comparison.n_rows} rows, "
@@ -756,39 +787,75 @@ def comparison_table(comparison: Comparison) -> Table:
         ),
         caption=f"alpha {comparison.policy.alpha}, correction {comparison.policy.correction}",
     )
-    table.add_column("feature")
-    table.add_column("kind")
-    for header in ("n cur", "test", "effect", "p adj.", "psi", "psi thr.", "nulls"):
-        table.add_column(header, justify="right")
-    table.add_column("severity")
-    for feature in comparison.features.values():
-        table.add_row(*table_row(feature, feature.name))
-    if output is not None:
-        table.add_section()
-        table.add_row(*table_row(output, f"{output.name} (output)"))
+    for index in shown:
+        header, justify, _ = COMPARISON_COLUMNS[index]
+        if header == "feature":
+            table.add_column(header, overflow="fold")
+        else:
+            table.add_column(header, justify=justify, no_wrap=True)
+    for number_of_row, cells in enumerate(rows):
+        if output is not None and number_of_row == len(rows) - 1:
+            table.add_section()
+        table.add_row(*(cells[index] for index in shown))
     return table
 
 
+def fitting_columns(rows: list[list[str]], width: int | None) -> list[int]:
+    """Indexes of the columns of :data:`COMPARISON_COLUMNS` that fit in ``width``.
+
+    Each column takes its widest cell (or header) plus 3 (padding and
+    border), the feature column at most :data:`FEATURE_WIDTH` of it.
+
+    Examples
+    --------
+    >>> row = ["age", "num", "ks", "0.1", "0.01", "0.2", "0.01", "100", "0.0%", "ok"]
+    >>> len(fitting_columns([row], None)), len(fitting_columns([row], 60))
+    (10, 7)
+    """
+
+    def needed(index: int) -> int:
+        header = COMPARISON_COLUMNS[index][0]
+        cells = [Text.from_markup(row[index]).cell_len for row in rows]
+        widest = max([len(header), *cells])
+        return 3 + (min(widest, FEATURE_WIDTH) if index == 0 else widest)
+
+    if width is None:
+        return list(range(len(COMPARISON_COLUMNS)))
+    shown = [i for i, (_, _, optional) in enumerate(COMPARISON_COLUMNS) if not optional]
+    used = 1 + sum(needed(i) for i in shown)
+    for index, (_, _, optional) in enumerate(COMPARISON_COLUMNS):
+        if optional and used + needed(index) <= width:
+            used += needed(index)
+            shown.append(index)
+    return sorted(shown)
+
+
 def table_row(feature: FeatureComparison, label: str) -> list[str]:
-    """The cells of one row of :func:`comparison_table`."""
+    """The cells of one row of :func:`comparison_table`, in :data:`COMPARISON_COLUMNS` order."""
     main = "ks" if feature.kind is FeatureKind.NUMERIC else "chi2"
     result = feature.tests.get(main)
     psi_result = feature.tests.get("psi")
     return [
         label,
         feature.kind.value[:3],
-        str(feature.n_current),
         main if result else "-",
         number(result.effect_size if result else None),
         number(feature.adjusted_p_values.get(main)),
         number(psi_result.statistic if psi_result else None),
         number(psi_result.threshold if psi_result else None),
+        str(feature.n_current),
         f"{feature.quality['null_rate'].rate:.1%}" if feature.n_current else "-",
         f"[{SEVERITY_STYLE[feature.severity]}]{feature.severity.value}[/]",
     ]
 
 
 def number(value: float | None) -> str:
-    """Four significant digits; ``-`` for missing or non-finite."""
+    """Three significant digits (``0.216``, ``1.2e-05``); ``-`` for missing or non-finite.
+
+    Examples
+    --------
+    >>> number(0.21634), number(1.2e-05), number(7.8249e-77), number(None), number(0.0)
+    ('0.216', '1.2e-05', '7.82e-77', '-', '0')
+    """
     finite = finite_or_none(value)
-    return "-" if finite is None else f"{finite:.4g}"
+    return "-" if finite is None else f"{finite:.3g}"

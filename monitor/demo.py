@@ -4,8 +4,11 @@ The demo starts the embedded broker, publishes reference profiles of the
 simulated models (:mod:`monitor.simulation`), runs a worker as a child
 process (``driftstream run``), and plays a serving service that sends
 predictions and delayed labels in real time and injects a drift after a
-delay. It shows the latest window of every model as it closes, and stops
-cleanly, in order, on Ctrl-C or SIGTERM (or after ``--duration``).
+delay. It shows the latest window of every model as it closes, the alert
+transitions (firing, resolved) the worker publishes to the alerts topic,
+and where to look further (the worker's ``/alerts``, ``/models`` and
+``/metrics``, the command tailing the results topic); it stops cleanly, in
+order, on Ctrl-C or SIGTERM (or after ``--duration``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,8 @@ import httpx
 import orjson
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from rich.console import Console, Group
+from rich import box
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
@@ -47,12 +53,18 @@ SEVERITY_STYLE = {
     "critical": "bold red",
     "insufficient_data": "dim",
 }
+#: A table cell that stays on one line, cut with an ellipsis if it must.
+CUT: dict[str, Any] = {"no_wrap": True, "overflow": "ellipsis"}
 #: Reference rows per simulated model.
 REFERENCE_ROWS = 20_000
 TICK_SECONDS = 0.2
 #: Ports the demo's worker prefers (the configuration's defaults), when free.
 DEFAULT_WEB_PORT = 6066
 DEFAULT_METRICS_PORT = 9464
+#: Alert transitions the demo shows (firing and resolved; pending and
+#: cleared ones are on the alerts topic too) and how many it keeps.
+SHOWN_TRANSITIONS = {"firing": "bold red", "resolved": "green"}
+KEPT_TRANSITIONS = 50
 #: Seconds the worker, then the simulated service's producer, get to stop.
 WORKER_STOP_SECONDS = 10.0
 TRAFFIC_STOP_SECONDS = 2.0
@@ -86,6 +98,9 @@ class Board:
     latest: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     windows: int = 0
     drifted_windows: int = 0
+    transitions: deque[dict[str, Any]] = field(
+        default_factory=lambda: deque(maxlen=KEPT_TRANSITIONS)
+    )
 
     def add(self, result: dict[str, Any]) -> None:
         """Record a window result."""
@@ -93,33 +108,120 @@ class Board:
         self.windows += 1
         self.drifted_windows += bool(result["drifted_features"])
 
-    def table(self) -> Table:
-        """One row per model version, so three models fit a 24-line terminal.
+    def add_alert(self, event: dict[str, Any]) -> bool:
+        """Record an alert transition from the alerts topic; whether it is one shown."""
+        if event.get("status") not in SHOWN_TRANSITIONS:
+            return False
+        self.transitions.append(event)
+        return True
 
-        The row shows the latest window's severity, its drifted features,
-        the feature closest to (or furthest past) its critical threshold,
-        the model output's severity and the performance on joined labels.
+    def table(self) -> Table:
+        """One row per model version, so three models fit an 80 x 24 terminal.
+
+        The row shows the latest window's id and severity, its drifted
+        features (how many, then their names; while none drifted, the
+        feature closest to its critical threshold, dimmed), the model
+        output's severity and the headline metric on joined labels with the
+        label coverage. Every row is one line: a cell too long for the
+        terminal ends in an ellipsis (the alert transitions below the table
+        name every drifted feature).
         """
-        table = Table(expand=False, padding=(0, 1))
-        for header in ("model", "window", "severity", "drifted", "worst feature", "output"):
-            table.add_column(header)
-        table.add_column("labels", overflow="fold")
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0), show_edge=False)
+        for header in ("model", "win", "severity", "features", "output", "labels"):
+            # only features and labels give way (their texts never wrap)
+            table.add_column(header, no_wrap=header not in ("features", "labels"))
         for (model, version), result in sorted(self.latest.items()):
             severity = result["severity"]
-            drifted = ", ".join(result["drifted_features"])
-            worst = worst_feature(result["features"])
+            drifted = result["drifted_features"]
+            features = (
+                Text(f"{len(drifted)}: {', '.join(drifted)}", SEVERITY_STYLE["critical"], **CUT)
+                if drifted
+                else Text(worst_feature(result["features"]), "dim", **CUT)
+            )
             prediction = result.get("prediction") or {}
             output = prediction.get("severity", "-")
             table.add_row(
                 Text(f"{model} v{version}", style="bold"),
-                f"{result['window']['id']} ({result['n_events']})",
+                str(result["window"]["id"]),
                 Text(severity, style=SEVERITY_STYLE.get(severity, "")),
-                Text(drifted or "-", style=SEVERITY_STYLE["critical"] if drifted else ""),
-                worst,
+                features,
                 Text(output, style=SEVERITY_STYLE.get(output, "")),
-                performance_summary(result.get("performance")),
+                Text(performance_summary(result.get("performance")), **CUT),
             )
         return table
+
+    def alerts(self, lines: int) -> RenderableType:
+        """The latest alert transitions, newest last, in at most ``lines`` lines."""
+        if not self.transitions:
+            return Text("alert transitions: none yet", style="dim")
+        shown = list(self.transitions)[-max(1, lines - 1) :]
+        lines_shown = [alert_text(event) for event in shown]
+        heading = f"alert transitions, latest {len(shown)} of {len(self.transitions)}:"
+        return Group(Text(heading, style="dim"), *lines_shown)
+
+
+def alert_text(event: Mapping[str, Any]) -> Text:
+    """One line of a transition: time, status, rule, model and version, what breached.
+
+    Examples
+    --------
+    >>> alert_text({"status": "firing", "rule": "feature_drift", "model": "churn",
+    ...     "model_version": "1", "feature": "plan", "at": "2026-11-23T10:00:00Z"}).plain[8:]
+    ' FIRING   feature_drift churn v1 plan'
+    """
+    status = event["status"]
+    subject = event["model"] + (f" v{event['model_version']}" if event.get("model_version") else "")
+    return Text.assemble(
+        local_time(event["at"]),
+        " ",
+        (f"{status.upper():<8}", SHOWN_TRANSITIONS.get(status, "")),
+        f" {event['rule']} ",
+        (subject, "bold"),
+        f" {alert_detail(event)}",
+        no_wrap=True,
+        overflow="ellipsis",
+    )
+
+
+def alert_detail(event: Mapping[str, Any]) -> str:
+    """The feature(s) of a transition, else the detail of its summary.
+
+    Examples
+    --------
+    >>> alert_detail({"features": [{"feature": "plan"}, {"feature": "amount"}]})
+    'plan, amount'
+    >>> alert_detail({"summary": "churn 1: no events firing — silent for 60 s"})
+    'silent for 60 s'
+    """
+    if event.get("feature"):
+        return str(event["feature"])
+    features = [breach["feature"] for breach in event.get("features") or []]
+    if features:
+        return ", ".join(features)
+    return str(event.get("summary", "")).rpartition(" — ")[2]
+
+
+def local_time(at: str) -> str:
+    """``HH:MM:SS`` in the local time zone of an ISO 8601 timestamp."""
+    return datetime.fromisoformat(at).astimezone().strftime("%H:%M:%S")
+
+
+def where_to_look(web_port: int, metrics_port: int, bootstrap: str) -> str:
+    """The worker's URLs and the command that tails the results topic.
+
+    Examples
+    --------
+    >>> print(where_to_look(6066, 9464, "127.0.0.1:9092"))
+    alerts http://127.0.0.1:6066/alerts   models http://127.0.0.1:6066/models
+    metrics http://127.0.0.1:9464/metrics
+    results driftstream tail results --bootstrap 127.0.0.1:9092 --follow
+    """
+    worker = f"http://127.0.0.1:{web_port}"
+    return (
+        f"alerts {worker}/alerts   models {worker}/models\n"
+        f"metrics http://127.0.0.1:{metrics_port}/metrics\n"
+        f"results driftstream tail results --bootstrap {bootstrap} --follow"
+    )
 
 
 def worst_feature(features: Mapping[str, dict[str, Any]]) -> str:
@@ -131,7 +233,7 @@ def worst_feature(features: Mapping[str, dict[str, Any]]) -> str:
     ...     "a": {"kind": "numeric", "tests": {"ks": {"effect_size": 0.05}}},
     ...     "b": {"kind": "categorical", "tests": {"chi2": {"effect_size": 0.6}}},
     ... })
-    'b: chi2 0.600 / 0.5'
+    'b chi2 0.6/0.5'
     >>> worst_feature({})
     '-'
     """
@@ -142,18 +244,18 @@ def worst_feature(features: Mapping[str, dict[str, Any]]) -> str:
         critical = DEFAULT_THRESHOLDS[test].critical
         if effect is None or not critical:
             continue
-        shown = f"{name}: {test} {effect:.3f} / {critical:g}"
+        shown = f"{name} {test} {effect:.3g}/{critical:g}"
         if best is None or effect / critical > best[0]:
             best = (effect / critical, shown)
     return "-" if best is None else best[1]
 
 
 def performance_summary(performance: Mapping[str, Any] | None) -> str:
-    """Metrics on joined labels and the label coverage, briefly.
+    """The headline metric on joined labels and the label coverage, briefly.
 
     Examples
     --------
-    >>> performance_summary({"metrics": {"accuracy": 0.8123, "roc_auc": None},
+    >>> performance_summary({"metrics": {"accuracy": 0.8123, "roc_auc": 0.7},
     ...                      "label_coverage": 0.9})
     'accuracy 0.812, 90%'
     >>> performance_summary(None)
@@ -162,7 +264,7 @@ def performance_summary(performance: Mapping[str, Any] | None) -> str:
     if not performance:
         return "-"
     metrics = performance.get("metrics") or {}
-    shown = [f"{name} {value:.3f}" for name, value in metrics.items() if value is not None]
+    shown = [f"{name} {value:.3f}" for name, value in metrics.items() if value is not None][:1]
     coverage = performance.get("label_coverage")
     if coverage is not None:
         shown.append(f"{coverage:.0%}")
@@ -230,10 +332,14 @@ def worker_process(
         stop_process(process, WORKER_STOP_SECONDS, hurry)
 
 
-def results_consumer(bootstrap: str, topic: str) -> KafkaConsumer:
-    """A group-less reader of the results topic, from the beginning."""
+def results_consumer(bootstrap: str, *topics: str) -> KafkaConsumer:
+    """A group-less reader of the results (and alerts) topics, from the beginning."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in topics
+        for p in sorted(consumer.partitions_for_topic(topic))
+    ]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     return consumer
@@ -276,12 +382,9 @@ def _run_demo(
         ensure_topics(bootstrap, config.topics, {})
         publish_references(bootstrap, config, settings.seed)
         with worker_process(config, bootstrap, Path(folder), hurry) as worker:
-            announce(
-                f"worker log: {worker.log_path}; health: http://127.0.0.1:{web_port}/models; "
-                f"metrics: http://127.0.0.1:{metrics_port}/metrics"
-            )
+            announce(f"worker log: {worker.log_path}")
             try:
-                serve(settings, config, bootstrap, board, console, worker)
+                serve(settings, config, bootstrap, board, console, notices, worker)
             except StopRequested:
                 announce("stopping: the simulated service, then the worker, then the broker...")
                 raise
@@ -357,11 +460,13 @@ def serve(
     bootstrap: str,
     board: Board,
     console: Console,
+    notices: Console,
     worker: WorkerChild,
 ) -> None:
-    """The simulated serving service plus the live view of the results topic."""
+    """The simulated serving service plus the live view of the results and alerts topics."""
     traffic = Traffic(settings, config.topics, bootstrap)
-    consumer = results_consumer(bootstrap, config.topics.results)
+    consumer = results_consumer(bootstrap, config.topics.results, config.topics.alerts)
+    links = where_to_look(worker.web_port, config.metrics.port, bootstrap)
     ready = False
     try:
         with (
@@ -371,19 +476,41 @@ def serve(
         ):
             while traffic.running():
                 elapsed = traffic.tick()
-                ready = ready or worker.ready()
+                if not ready and worker.ready():
+                    ready = True
+                    if live is None:
+                        notices.print(links, style="dim", soft_wrap=True)
                 for records in consumer.poll(timeout_ms=int(TICK_SECONDS * 1000)).values():
                     for record in records:
-                        result = orjson.loads(record.value)
-                        board.add(result)
+                        document = orjson.loads(record.value)
+                        if record.topic == config.topics.alerts:
+                            if board.add_alert(document) and live is None:
+                                console.print(alert_line(document, elapsed), soft_wrap=True)
+                            continue
+                        board.add(document)
                         if live is None:
-                            console.print(result_line(result, elapsed))
+                            console.print(result_line(document, elapsed))
                 if live is not None:
                     status = status_line(settings, elapsed, traffic.sent, ready, board.windows)
-                    live.update(Group(Text(status, style="dim"), board.table()))
+                    live.update(screen(console, board, status, links if ready else None))
     finally:
         traffic.close()
         consumer.close()
+
+
+def screen(console: Console, board: Board, status: str, links: str | None) -> RenderableType:
+    """The live view: status line, table, where to look, then as many alerts as fit.
+
+    The alert list gets the lines the rest leaves of the terminal's height
+    (one kept free for the cursor), so the whole view stays on the screen.
+    """
+    parts: list[RenderableType] = [Text(status, style="dim"), board.table()]
+    if links is not None:
+        parts.append(Text(links, style="dim"))
+    options = console.options
+    used = sum(len(console.render_lines(part, options, pad=False)) for part in parts)
+    parts.append(board.alerts(max(1, console.size.height - used - 1)))
+    return Group(*parts)
 
 
 def simulate(
@@ -460,4 +587,13 @@ def result_line(result: dict[str, Any], elapsed: float) -> str:
     return (
         f"{elapsed:6.1f}s {result['model']} v{result['model_version']} "
         f"window {result['window']['id']}: {result['severity']} (drifted: {drifted})"
+    )
+
+
+def alert_line(event: dict[str, Any], elapsed: float) -> str:
+    """One plain line per firing or resolved transition (for ``--no-live`` and logs)."""
+    subject = event["model"] + (f" v{event['model_version']}" if event.get("model_version") else "")
+    return (
+        f"{elapsed:6.1f}s alert {event['status'].upper()} {event['rule']} {subject}: "
+        f"{alert_detail(event)}"
     )

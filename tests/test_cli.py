@@ -134,6 +134,108 @@ def test_compare_prints_a_table_and_fail_on_sets_the_exit_code(data: Path) -> No
     assert calm.returncode == 0, calm.stdout + calm.stderr
 
 
+LONG_NAMES = (
+    "customer_lifetime_value_in_euros_over_the_last_twelve_months",
+    "average_session_duration_seconds_in_the_mobile_app",
+    "preferred_subscription_plan_category_at_signup",
+)
+
+
+@pytest.fixture(scope="module")
+def long_named(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Reference and current CSVs with long feature names and small but nonzero p-values."""
+    folder = tmp_path_factory.mktemp("long_named")
+    rng = np.random.default_rng(7)
+    value, duration, plan = LONG_NAMES
+    n, m = 6000, 4000
+    pd.DataFrame(
+        {
+            value: rng.normal(0, 1, n),
+            duration: rng.lognormal(3, 0.5, n),
+            plan: rng.choice(["basic", "plus", "pro"], n, p=[0.5, 0.3, 0.2]),
+        }
+    ).to_csv(folder / "reference.csv", index=False)
+    pd.DataFrame(
+        {
+            value: rng.normal(0.12, 1, m),
+            duration: rng.lognormal(3.02, 0.5, m),
+            plan: rng.choice(["basic", "plus", "pro"], m, p=[0.47, 0.3, 0.23]),
+        }
+    ).to_csv(folder / "current.csv", index=False)
+    return folder
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The rows of a printed comparison table by feature, wrapped names joined again."""
+    rows: list[list[str]] = []
+    for line in stdout.splitlines():
+        if not line.startswith("│"):
+            continue
+        cells = [cell.strip() for cell in line.strip("│").split("│")]
+        if rows and not any(cells[1:]):  # the feature name goes on
+            rows[-1][0] += cells[0]
+        else:
+            rows.append(cells)
+    return {cells[0]: cells for cells in rows}
+
+
+def headers(stdout: str) -> list[str]:
+    line = next(line for line in stdout.splitlines() if line.startswith("┃"))
+    return [cell.strip() for cell in line.strip("┃").split("┃")]
+
+
+def test_compare_table_fits_80_columns_with_three_significant_digits(long_named: Path) -> None:
+    """Long names wrap, nothing is cut, and the numbers are scipy's to the digits shown."""
+    args: list[str | Path] = ["compare", "--reference", long_named / "reference.csv"]
+    args += ["--current", long_named / "current.csv"]
+    narrow = run(*args, environment={"COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    lines = narrow.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.stdout
+    assert "…" not in narrow.stdout, narrow.stdout
+    shown = headers(narrow.stdout)
+    assert {"feature", "test", "effect", "p adj.", "psi", "severity"} <= set(shown)
+    rows = table_rows(narrow.stdout)
+    assert set(rows) == set(LONG_NAMES)
+    column = {header: index for index, header in enumerate(shown)}
+
+    reference = pd.read_csv(long_named / "reference.csv")
+    current = pd.read_csv(long_named / "current.csv")
+    numeric = LONG_NAMES[:2]
+    ks = {name: stats.ks_2samp(reference[name], current[name]) for name in numeric}
+    adjusted = stats.false_discovery_control([ks[name].pvalue for name in numeric])
+    for name, p_adjusted in zip(numeric, adjusted, strict=True):
+        cells = rows[name]
+        assert cells[column["test"]] == "ks"
+        assert cells[column["effect"]] == f"{ks[name].statistic:.3g}"
+        assert cells[column["p adj."]] == f"{p_adjusted:.3g}"
+    # a tiny p-value is shown in scientific notation, not as 0.000
+    assert "e-" in rows[LONG_NAMES[0]][column["p adj."]]
+    # the other numbers are those of --json, to three significant digits
+    report = json.loads(run(*args, "--json").stdout)["features"]
+    for name in LONG_NAMES:
+        tests = report[name]["tests"]
+        main = "ks" if name in numeric else "chi2"
+        assert rows[name][column["psi"]] == f"{tests['psi']['value']:.3g}"
+        assert rows[name][column["effect"]] == f"{tests[main]['effect_size']:.3g}"
+        assert rows[name][column["p adj."]] == f"{tests[main]['adjusted_p_value']:.3g}"
+        assert rows[name][column["severity"]] == report[name]["severity"]
+
+    wide = run(*args, environment={"COLUMNS": "160"})
+    assert wide.returncode == 0, wide.stderr
+    assert max(len(line) for line in wide.stdout.splitlines()) <= 160
+    assert "…" not in wide.stdout
+    assert set(headers(wide.stdout)) >= set(shown)
+    assert len(headers(wide.stdout)) > len(shown)
+    assert headers(wide.stdout) == [
+        "feature", "kind", "test", "effect", "p adj.", "psi", "psi thr.", "n cur", "nulls",
+        "severity",
+    ]  # fmt: skip
+    assert set(table_rows(wide.stdout)) == set(LONG_NAMES)
+    for name in LONG_NAMES:  # one line per feature
+        assert sum(name in line for line in wide.stdout.splitlines()) == 1
+
+
 def test_report_writes_an_evidently_html_page(data: Path) -> None:
     """The page compares every feature, only them, and says what scipy says about each."""
     out = data / "report.html"
