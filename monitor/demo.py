@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -277,11 +277,20 @@ def publish_references(
     seed: int,
     client_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Reference profiles of every simulated model on the references topic."""
+    """Reference profiles of every simulated model on the references topic.
+
+    Built with the labels (so windows report performance against the
+    reference's) and the time of building (so the reference's age is known).
+    """
+    built_at = datetime.now(UTC).isoformat()
     for model in DEMO_MODELS.values():
-        frame = reference_frame(model, REFERENCE_ROWS, seed=seed).drop(columns=["label"])
         profile = ReferenceProfile.from_frame(
-            frame, model=model.name, model_version=model.version, kinds=model.kinds
+            reference_frame(model, REFERENCE_ROWS, seed=seed),
+            model=model.name,
+            model_version=model.version,
+            kinds=model.kinds,
+            label_column="label",
+            built_at=built_at,
         )
         publish_reference(bootstrap, dict(client_options or {}), config.topics, profile)
 

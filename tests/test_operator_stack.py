@@ -31,9 +31,8 @@ import yaml
 from kafka import KafkaProducer
 
 from grafana.generate import panel_queries
-from monitor.publishing import publish_reference
-from monitor.reference import ReferenceProfile
-from monitor.simulation import DEMO_MODELS, ServingSimulator, reference_frame
+from monitor.demo import publish_references
+from monitor.simulation import DEMO_MODELS, ServingSimulator
 from tests.alertmanager import Alertmanager, running_alertmanager
 from tests.console import DRIFTSTREAM, ENVIRONMENT
 from tests.http_recorder import Recorder, Reply, recording_server
@@ -83,24 +82,6 @@ def shipped_alertmanager_config(folder: Path, slack_url: str) -> Path:
     return config
 
 
-def labelled_references() -> list[ReferenceProfile]:
-    """The demo models' references, built with labels and a build time."""
-    profiles = []
-    for model in DEMO_MODELS.values():
-        frame = reference_frame(model, 20_000, seed=0)
-        profiles.append(
-            ReferenceProfile.from_frame(
-                frame,
-                model=model.name,
-                model_version=model.version,
-                kinds=model.kinds,
-                label_column="label",
-                built_at="2026-11-20T09:12:00+00:00",
-            )
-        )
-    return profiles
-
-
 def bad_events(count: int) -> list[bytes]:
     """Churn events that break the contract in one feature (a nested object)."""
     documents = ServingSimulator(["churn"], seed=9).predictions(count, 1_700_000_000_000, 1)
@@ -148,8 +129,9 @@ def stack(
             ],
         }
         path, config = write_config(tmp_path, broker, partitions=3, alerting=alerting)
-        for profile in labelled_references():
-            publish_reference(broker, {}, config.topics, profile)
+        # What `driftstream simulate --publish-references` publishes (with
+        # labels and a build time), before the worker starts.
+        publish_references(broker, config, seed=0)
         worker = start_worker(path, workers)
         worker.wait_ready()
 
