@@ -191,6 +191,21 @@ def dashed(ref_id: str) -> tuple[models.MatcherConfig, list[models.DynamicConfig
     )
 
 
+def statistic_on_right_axis(
+    ref_id: str,
+) -> tuple[models.MatcherConfig, list[models.DynamicConfigValue]]:
+    """An override moving query ``ref_id`` of a severity graph to a dashed, plain right axis."""
+    matcher, values = dashed(ref_id)
+    return matcher, [
+        models.DynamicConfigValue("custom.axisPlacement", "right"),
+        *values,
+        models.DynamicConfigValue("mappings", []),
+        models.DynamicConfigValue("min", None),
+        models.DynamicConfigValue("max", None),
+        models.DynamicConfigValue("decimals", None),
+    ]
+
+
 def threshold_line(
     ref_id: str, color: str
 ) -> tuple[models.MatcherConfig, list[models.DynamicConfigValue]]:
@@ -478,17 +493,7 @@ def overview() -> models.Dashboard:
                     "B",
                 ),
             ],
-        ).with_override(
-            models.MatcherConfig(id_val="byFrameRefID", options="B"),
-            [
-                models.DynamicConfigValue("custom.axisPlacement", "right"),
-                models.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
-                models.DynamicConfigValue("mappings", []),
-                models.DynamicConfigValue("min", None),
-                models.DynamicConfigValue("max", None),
-                models.DynamicConfigValue("decimals", None),
-            ],
-        ),
+        ).with_override(*statistic_on_right_axis("B")),
     ]
     traffic = [
         graph(
@@ -689,17 +694,7 @@ def model_detail() -> models.Dashboard:
                     "B",
                 ),
             ],
-        ).with_override(
-            models.MatcherConfig(id_val="byFrameRefID", options="B"),
-            [
-                models.DynamicConfigValue("custom.axisPlacement", "right"),
-                models.DynamicConfigValue("custom.lineStyle", {"fill": "dash", "dash": [10, 10]}),
-                models.DynamicConfigValue("mappings", []),
-                models.DynamicConfigValue("min", None),
-                models.DynamicConfigValue("max", None),
-                models.DynamicConfigValue("decimals", None),
-            ],
-        ),
+        ).with_override(*statistic_on_right_axis("B")),
         graph(
             "Performance against the reference",
             "The window's metric on joined labels (solid) against the reference's own "
