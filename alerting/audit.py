@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from alerting.sink import DeliveryFailedError
+from alerting.sink import DeliveryFailedError, RetryPolicy
 from schemas.alerts import AlertEvent
 
 
@@ -17,6 +17,7 @@ class AuditLogSink:
     """Publishes each transition to the alerts topic through ``publish(key, value)``."""
 
     name = "audit"
+    retry = RetryPolicy()
 
     def __init__(self, publish: Callable[[bytes, bytes], Awaitable[None]]) -> None:
         self.publish = publish
@@ -56,6 +57,7 @@ class DriftLogSink:
     """
 
     name = "drift_log"
+    retry = RetryPolicy()
 
     def __init__(self, path: Path) -> None:
         self.path = path

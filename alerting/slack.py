@@ -54,7 +54,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from alerting.secrets import SecretSource, read_secret
-from alerting.sink import DeliveryFailedError, wanted
+from alerting.sink import DEFAULT_DELIVERY_TIMEOUT, DeliveryFailedError, RetryPolicy, wanted
 from monitor.config_types import Duration, Section, format_duration
 from schemas.alerts import AlertEvent, AlertStatus, FeatureBreach, TestScore
 from schemas.outputs import WindowBounds
@@ -133,7 +133,7 @@ class SlackSinkConfig(Section):
         description="Limit on each attempt, from connecting to reading the answer.",
     )
     max_attempts: int = Field(
-        default=5, ge=1, description="Attempts before the alert goes to the dead letters."
+        default=5, ge=1, description="Attempts in one delivery round (see delivery_timeout)."
     )
     backoff: Duration = Field(
         default=timedelta(seconds=0.5),
@@ -141,6 +141,19 @@ class SlackSinkConfig(Section):
         description=(
             "Wait before the first retry after a server or connection error; doubles per "
             "retry, plus up to 1 s of jitter (slack-sdk's backoff). A 429 waits its Retry-After."
+        ),
+    )
+    backoff_max: Duration = Field(
+        default=timedelta(seconds=60),
+        gt=timedelta(0),
+        description="Longest wait between delivery rounds (they start 1 s apart and double).",
+    )
+    delivery_timeout: Duration = Field(
+        default=DEFAULT_DELIVERY_TIMEOUT,
+        ge=timedelta(0),
+        description=(
+            "Failed rounds are retried until the transition is this old; then it goes to "
+            "the alert dead letters. 0: after one round."
         ),
     )
     max_features: int = Field(
@@ -468,31 +481,40 @@ def _retry_handlers(config: SlackSinkConfig) -> list[AsyncRetryHandler]:
     ]
 
 
-Post = Callable[[str, list[dict[str, Any]]], Awaitable[str | None]]
+#: What went wrong and whether another round may succeed, or None when posted.
+Failure = tuple[str, bool] | None
+Post = Callable[[str, list[dict[str, Any]]], Awaitable[Failure]]
+
+
+def _retryable(status: int) -> bool:
+    """Rate limits and server errors pass; other refusals are about the message."""
+    return status == 429 or status >= 500
 
 
 async def _post_webhook(
     client: AsyncWebhookClient, text: str, blocks: list[dict[str, Any]]
-) -> str | None:
-    """Post by incoming webhook; what went wrong, or None."""
+) -> Failure:
+    """Post by incoming webhook."""
     response = await client.send(text=text, blocks=blocks, unfurl_links=False, unfurl_media=False)
     if 200 <= response.status_code < 300:
         return None
     # Slack explains refusals in a short plain-text body ("invalid_blocks").
-    return f"HTTP {response.status_code} {' '.join(response.body.split())[:200]}".rstrip()
+    problem = f"HTTP {response.status_code} {' '.join(response.body.split())[:200]}".rstrip()
+    return problem, _retryable(response.status_code)
 
 
 async def _post_message(
     client: AsyncWebClient, channel: str, text: str, blocks: list[dict[str, Any]]
-) -> str | None:
-    """Post with chat.postMessage; what went wrong, or None."""
+) -> Failure:
+    """Post with chat.postMessage."""
     try:
         await client.chat_postMessage(
             channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
         )
     except SlackApiError as error:
         answer = error.response
-        return f"Slack API error {answer.get('error', 'unknown')} (HTTP {answer.status_code})"
+        problem = f"Slack API error {answer.get('error', 'unknown')} (HTTP {answer.status_code})"
+        return problem, _retryable(answer.status_code)
     return None
 
 
@@ -553,33 +575,43 @@ class SlackSink:
         """The configured sink name."""
         return self.config.name
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """Rounds until ``delivery_timeout``, 1 s apart at first, doubling to ``backoff_max``."""
+        config = self.config
+        return RetryPolicy(config.delivery_timeout, timedelta(seconds=1), config.backoff_max)
+
     def accepts(self, event: AlertEvent) -> bool:
         """Whether ``event``'s status and rule are among those configured."""
         return wanted(event, self.config.statuses, self.config.rules)
 
     async def deliver(self, event: AlertEvent) -> int:
-        """Post ``event``; return the attempts (HTTP requests) made.
+        """One round: post ``event``; return the attempts (HTTP requests) made.
 
         Raises
         ------
         DeliveryFailedError
-            After a refusal (4xx, ``ok: false``) or ``max_attempts`` failed
-            attempts; the message names the target but not the URL or token.
+            After a refusal (4xx other than 429, ``ok: false``: not
+            retryable) or ``max_attempts`` failed attempts; the message
+            names the target but not the URL or token.
         """
         text, blocks = slack_message(event, self.config.max_features)
         self._connect()
         attempts = _Attempts()
         context = _ATTEMPTS.set(attempts)
         try:
-            problem = await self._post(text, blocks)
+            failure = await self._post(text, blocks)
         except (aiohttp.ClientError, TimeoutError) as error:
-            problem = _describe(error, self.config.timeout)
+            failure = _describe(error, self.config.timeout), True
         finally:
             _ATTEMPTS.reset(context)
-        if problem is not None:
+        if failure is not None:
+            problem, retryable = failure
             plural = "s" if attempts.made > 1 else ""
             raise DeliveryFailedError(
-                f"{self._target}: {problem} after {attempts.made} attempt{plural}", attempts.made
+                f"{self._target}: {problem} after {attempts.made} attempt{plural}",
+                attempts.made,
+                retryable=retryable,
             )
         return attempts.made
 

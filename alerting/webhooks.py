@@ -53,7 +53,7 @@ import orjson
 from pydantic import Field, field_validator, model_validator
 
 from alerting.secrets import SecretSource, read_secret
-from alerting.sink import DeliveryFailedError, wanted
+from alerting.sink import DEFAULT_DELIVERY_TIMEOUT, DeliveryFailedError, RetryPolicy, wanted
 from monitor.config_types import Duration, Section
 from schemas.alerts import AlertEvent, AlertStatus
 
@@ -120,7 +120,7 @@ class WebhookSinkConfig(Section):
         description="Limit on each network operation (connect, send, wait for the reply).",
     )
     max_attempts: int = Field(
-        default=5, ge=1, description="Attempts before the alert goes to the dead letters."
+        default=5, ge=1, description="Attempts in one delivery round (see delivery_timeout)."
     )
     backoff_initial: Duration = Field(
         default=timedelta(seconds=1),
@@ -129,6 +129,14 @@ class WebhookSinkConfig(Section):
     backoff_max: Duration = Field(
         default=timedelta(seconds=60),
         description="Longest wait between attempts, including a receiver's Retry-After.",
+    )
+    delivery_timeout: Duration = Field(
+        default=DEFAULT_DELIVERY_TIMEOUT,
+        ge=timedelta(0),
+        description=(
+            "Failed rounds are retried (backoff as between attempts) until the transition "
+            "is this old; then it goes to the alert dead letters. 0: after one round."
+        ),
     )
     dag_id: str | None = Field(default=None, description="airflow: the DAG to trigger.")
     airflow_api: Literal["v1", "v2"] = Field(
@@ -435,18 +443,24 @@ class WebhookSink:
         """The configured sink name."""
         return self.config.name
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """Rounds until ``delivery_timeout``, with the attempts' backoff between them."""
+        config = self.config
+        return RetryPolicy(config.delivery_timeout, config.backoff_initial, config.backoff_max)
+
     def accepts(self, event: AlertEvent) -> bool:
         """Whether ``event``'s status and rule are among those configured."""
         return wanted(event, self.config.statuses, self.config.rules)
 
     async def deliver(self, event: AlertEvent) -> int:
-        """POST ``event`` until it is accepted; return the attempts made.
+        """One round: POST ``event`` until it is accepted; return the attempts made.
 
         Raises
         ------
         DeliveryFailedError
-            After a client error (4xx other than 429) or ``max_attempts``
-            failed attempts.
+            After a client error (4xx other than 429: not retryable) or
+            ``max_attempts`` failed attempts.
         """
         request = build_request(self.config, event)
         headers = {**request.headers, "Idempotency-Key": event.idempotency_key}
@@ -457,7 +471,9 @@ class WebhookSink:
             if not failure.retryable or attempt == attempts:
                 plural = "s" if attempt > 1 else ""
                 raise DeliveryFailedError(
-                    f"{target}: {failure.reason} after {attempt} attempt{plural}", attempt
+                    f"{target}: {failure.reason} after {attempt} attempt{plural}",
+                    attempt,
+                    retryable=failure.retryable,
                 )
             delay = self._backoff(attempt, failure.retry_after)
             logger.warning(

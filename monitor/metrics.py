@@ -235,7 +235,14 @@ class DriftMetrics:
             "driftstream_sink_attempts_total", "Delivery attempts (retries included).", ("sink",)
         )
         self.queue = gauge(
-            "driftstream_sink_queue", "Alert transitions waiting for a sink.", ("sink",)
+            "driftstream_sink_queue",
+            "Alert transitions not yet delivered by a sink (queued or being retried).",
+            ("sink",),
+        )
+        self.oldest_undelivered = gauge(
+            "driftstream_sink_oldest_undelivered_seconds",
+            "Age of the oldest alert transition a sink has not delivered yet (0: none).",
+            ("sink",),
         )
 
     # -- inputs ---------------------------------------------------------
@@ -313,16 +320,17 @@ class DriftMetrics:
             for outcome in ("delivered", "dead_lettered"):
                 self.deliveries.labels(sink, outcome)
             self.attempts.labels(sink)
-            self.queue.labels(sink).set(0)
+            self.queued(sink, 0, 0.0)
 
     def delivery(self, sink: str, outcome: str, attempts: int) -> None:
         """Count a finished delivery and the attempts it took."""
         self.deliveries.labels(sink, outcome).inc()
         self.attempts.labels(sink).inc(attempts)
 
-    def queued(self, sink: str, depth: int) -> None:
-        """Set a sink's queue depth."""
+    def queued(self, sink: str, depth: int, oldest_age: float) -> None:
+        """Set a sink's undelivered count and the age of its oldest undelivered transition."""
         self.queue.labels(sink).set(depth)
+        self.oldest_undelivered.labels(sink).set(oldest_age)
 
     def consumer_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
         """Set per-partition lag, dropping partitions no longer owned."""

@@ -504,8 +504,9 @@ class Pipeline:
         self.metrics.firing_alerts(firing)
         self.metrics.tick(now)
         if self.dispatcher is not None:
+            ages = self.dispatcher.oldest_ages()
             for sink, depth in self.dispatcher.depths().items():
-                self.metrics.queued(sink, depth)
+                self.metrics.queued(sink, depth, ages[sink])
 
     def consumer_lag(self, highwater: Any) -> None:
         """Set lag gauges of every owned input partition, once a fetch reported its mark.

@@ -73,6 +73,7 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
                     "url": f"{down.url}/retrain?token=abc",
                     "secret": {"env": "DS_TEST_HOOK_SECRET"},
                     "max_attempts": 2,
+                    "delivery_timeout": "0s",
                     "backoff_initial": "10ms",
                 },
             ],

@@ -125,6 +125,7 @@ def stack(
                     "url": f"{down.url}/retrain",
                     "secret": {"env": "DS_TEST_HOOK_SECRET"},
                     "max_attempts": 1,
+                    "delivery_timeout": "0s",
                 }
             ],
         }
