@@ -194,8 +194,8 @@ def slack_message(event: AlertEvent, max_features: int) -> tuple[str, list[dict[
     tuple[str, list[dict[str, Any]]]
         The ``text`` shown in notifications and the ``blocks``: a header,
         the summary with the facts as fields, the drifted features (not for
-        resolved alerts) and the links. Texts are escaped for Slack and cut
-        to Slack's limits.
+        resolved alerts), and the links with the alert's idempotency key.
+        Texts are escaped for Slack and cut to Slack's limits.
 
     Examples
     --------
@@ -227,8 +227,10 @@ def slack_message(event: AlertEvent, max_features: int) -> tuple[str, list[dict[
     plan  psi  0.412 ≥ 0.250 (crit)
           ks   0.061 &lt; 0.100
     ```
-    >>> blocks[3]["elements"][0]["text"]
-    '<https://grafana.example/d/churn?var-version=7&amp;from=now-6h|Dashboard>'
+    >>> for element in blocks[3]["elements"]:
+    ...     print(element["text"])
+    <https://grafana.example/d/churn?var-version=7&amp;from=now-6h|Dashboard>
+    alert `d1d4b1bd8e1b5d3a:2`
     """
     subject = f"{event.kind.replace('_', ' ')} — {event.model}"
     if event.model_version is not None:
@@ -256,8 +258,11 @@ def slack_message(event: AlertEvent, max_features: int) -> tuple[str, list[dict[
         blocks.append(
             {"type": "section", "text": _mrkdwn(_feature_table(event.features, max_features))}
         )
-    if links := _links(event.links):
-        blocks.append({"type": "context", "elements": [_mrkdwn(links)]})
+    # The idempotency key last: it tells repeats apart and ties the message
+    # to the alerts topic, the webhooks and the dead letters.
+    context = [_mrkdwn(links)] if (links := _links(event.links)) else []
+    context.append(_mrkdwn(f"alert `{event.idempotency_key}`"))
+    blocks.append({"type": "context", "elements": context})
     return _clip(_escape(text), SECTION_LIMIT), blocks
 
 

@@ -190,7 +190,8 @@ def test_webhook_posts_the_firing_message(monkeypatch: pytest.MonkeyPatch) -> No
                 "text": "<https://grafana.example/d/churn?var-version=7&amp;from=now-6h"
                 "|Grafana dashboard> · <https://reports.example/churn/7/3.html|Evidently report>"
                 " · <https://wiki.example/runbooks/drift|Runbook>",
-            }
+            },
+            {"type": "mrkdwn", "text": f"alert `{alert().idempotency_key}`"},
         ],
     }
 
@@ -296,7 +297,7 @@ def test_rules_without_features_show_value_against_threshold() -> None:
         ":hourglass_flowing_sand: Pending [WARNING] performance — churn v7"
     )
     assert "*Value*\n0.710 (threshold 0.800)" in [field["text"] for field in blocks[1]["fields"]]
-    assert [block["type"] for block in blocks] == ["header", "section"]
+    assert [block["type"] for block in blocks] == ["header", "section", "context"]
 
     silence = alert(
         rule="silence", kind="no_events", model_version=None, window=None, value=930, threshold=600
