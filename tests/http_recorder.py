@@ -129,10 +129,21 @@ def _handler(recorder: Recorder) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def recording_server(*replies: Reply) -> Iterator[Recorder]:
-    """Serve on a free loopback port; ``recorder.url`` is ``http://127.0.0.1:PORT``."""
-    recorder = Recorder(list(replies))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(recorder))
+def recording_server(
+    *replies: Reply, port: int = 0, recorder: Recorder | None = None
+) -> Iterator[Recorder]:
+    """Serve on a loopback port; ``recorder.url`` is ``http://127.0.0.1:PORT``.
+
+    ``port`` 0 picks a free one. To take an endpoint down (connections
+    refused) and bring it back, leave the block and serve again on the same
+    ``port`` with the same ``recorder``, which keeps what it recorded.
+    """
+    if recorder is None:
+        recorder = Recorder(list(replies))
+    elif replies:
+        recorder.script(*replies)
+    recorder.released.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(recorder))
     server.daemon_threads = True
     recorder.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)

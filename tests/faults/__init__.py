@@ -1,0 +1,1 @@
+"""Fault drills: the guarantees that hold when what is around the worker breaks."""
