@@ -19,7 +19,8 @@ Retries are slack-sdk's: its rate-limit handler waits out a 429's
 ``Retry-After``, its connection-error handler retries connection failures
 and timeouts, and a handler of this module retries 5xx answers, with
 slack-sdk's exponential backoff and jitter; together they make at most
-``max_attempts`` attempts.
+``max_attempts`` attempts per delivery round. The dispatcher starts new
+rounds until ``delivery_timeout`` (see :class:`~alerting.sink.RetryPolicy`).
 
 Proxies follow ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY`` (through
 aiohttp). slack-sdk's clients read the proxy variables themselves and

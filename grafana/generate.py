@@ -933,11 +933,26 @@ def service_health() -> models.Dashboard:
         ),
         graph(
             "Sink queue depth",
-            "Alert transitions waiting for each sink. Above 10 and growing: the receiver is "
-            "slow or unreachable (DriftstreamSinkQueueGrowing).",
+            "Alert transitions each sink has not delivered yet (queued or being retried). "
+            "Above 10 and growing: the receiver is slow or unreachable "
+            "(DriftstreamSinkQueueGrowing).",
             [query("sum by (sink) (driftstream_sink_queue)", "{{sink}}")],
             width=8,
         ).decimals(0),
+        graph(
+            "Oldest undelivered alert",
+            "Age of the oldest transition each sink is still retrying. Over 15 minutes: the "
+            "receiver is down (DriftstreamSinkDeliveryDelayed); at the sink's "
+            "delivery_timeout (6 h by default) it is dead-lettered.",
+            [
+                query(
+                    "max by (sink) (driftstream_sink_oldest_undelivered_seconds)",
+                    "{{sink}}",
+                )
+            ],
+            unit="s",
+            width=8,
+        ),
         graph(
             "Alert transitions/s",
             "driftstream's alert transitions per rule and status (pending, firing, resolved, "

@@ -51,6 +51,7 @@ def test_the_rule_files_ship_every_promised_alert() -> None:
         "DriftstreamDeadLetterRatioHigh",
         "DriftstreamSinkDeliveriesFailing",
         "DriftstreamSinkQueueGrowing",
+        "DriftstreamSinkDeliveryDelayed",
         "DriftstreamWindowEvaluationSlow",
         "DriftstreamCriticalDrift",
     }
