@@ -71,6 +71,11 @@ class EmbeddedBroker:
         """``host:port`` for Kafka clients."""
         return f"{self.host}:{self.port}"
 
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The broker process while it runs (drills stop and kill it)."""
+        return self._process
+
     def start(self, timeout: float = 15.0) -> str:
         """Start the process and wait until its port accepts connections."""
         url = f"tcp://{self.bootstrap_servers}"

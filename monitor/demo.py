@@ -271,20 +271,15 @@ def performance_summary(performance: Mapping[str, Any] | None) -> str:
     return ", ".join(shown) or "-"
 
 
-def publish_references(
-    bootstrap: str,
-    config: DriftstreamConfig,
-    seed: int,
-    client_options: Mapping[str, Any] | None = None,
-) -> None:
-    """Reference profiles of every simulated model on the references topic.
+def demo_profiles(seed: int) -> list[ReferenceProfile]:
+    """Reference profiles of every simulated model.
 
     Built with the labels (so windows report performance against the
     reference's) and the time of building (so the reference's age is known).
     """
     built_at = datetime.now(UTC).isoformat()
-    for model in DEMO_MODELS.values():
-        profile = ReferenceProfile.from_frame(
+    return [
+        ReferenceProfile.from_frame(
             reference_frame(model, REFERENCE_ROWS, seed=seed),
             model=model.name,
             model_version=model.version,
@@ -292,6 +287,18 @@ def publish_references(
             label_column="label",
             built_at=built_at,
         )
+        for model in DEMO_MODELS.values()
+    ]
+
+
+def publish_references(
+    bootstrap: str,
+    config: DriftstreamConfig,
+    seed: int,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
+    """:func:`demo_profiles` on the references topic."""
+    for profile in demo_profiles(seed):
         publish_reference(bootstrap, dict(client_options or {}), config.topics, profile)
 
 
