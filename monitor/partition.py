@@ -44,6 +44,7 @@ from monitor.labels import (
 from monitor.panes import ClosedWindow, WindowAssembler
 from monitor.reference import ReferenceProfile
 from monitor.stats.decision import DriftPolicy
+from monitor.values import FeatureKind
 from monitor.windows import WindowState
 from schemas.decoding import (
     EventLimits,
@@ -201,6 +202,19 @@ class Rows:
         self.predictions.extend(event.predictions)
         self.messages.extend([message] * len(event))
         self.rows_in_message.extend(range(len(event)))
+
+    def subset(self, positions: Sequence[int]) -> Rows:
+        """These rows at ``positions`` only, in that order."""
+        return Rows(
+            self.model,
+            self.model_version,
+            [self.features[p] for p in positions],
+            [self.timestamps_ms[p] for p in positions],
+            [self.event_ids[p] for p in positions],
+            [self.predictions[p] for p in positions],
+            [self.messages[p] for p in positions],
+            [self.rows_in_message[p] for p in positions],
+        )
 
     def frame(self, prediction_column: str) -> pd.DataFrame:
         """One column per feature plus the prediction's column."""
@@ -431,6 +445,17 @@ class PartitionState:
             assembler.profile_id = latest[0]
         if start >= len(frame):
             return
+        wrong = self._non_numeric(assembler, frame, start)
+        if wrong:
+            # Dead-lettered before the windows see them (the panes would refuse
+            # the whole batch); the other rows go on as if these never came.
+            self._reject_all(rows, sorted(wrong), RejectReason.SCHEMA.value, outputs, wrong)
+            keep = [position for position in range(len(frame)) if position not in wrong]
+            rows = rows.subset(keep)
+            frame = frame.iloc[keep].reset_index(drop=True)
+            timestamps = timestamps[keep]
+            if start >= len(frame):
+                return
         outcome = assembler.update(frame.iloc[start:].reset_index(drop=True), timestamps[start:])
         late = set((outcome.late_rows + start).tolist())
         if late:
@@ -456,6 +481,39 @@ class PartitionState:
             else:
                 outputs.results.append(result)
         self._join_predictions(monitor, rows, range(row, len(frame)), late, outputs)
+
+    def _non_numeric(
+        self, assembler: WindowAssembler, frame: pd.DataFrame, start: int
+    ) -> dict[int, str]:
+        """Rows (from ``start``) whose value of a numeric reference feature is not a number.
+
+        Checked: the features numeric in the profile new panes open on, or in
+        the profile of an open pane. Returns position -> error.
+        """
+        idents = {assembler.profile_id} | {pane.profile_id for pane in assembler.panes.values()}
+        numeric = {
+            name
+            for ident in idents
+            if (profile := self.catalog.get(ident)) is not None
+            for name, feature in profile.features.items()
+            if feature.kind is FeatureKind.NUMERIC
+        }
+        wrong: dict[int, str] = {}
+        for name in sorted(numeric & set(frame.columns)):
+            column = frame[name].iloc[start:]
+            if pd.api.types.is_bool_dtype(column.dtype) or pd.api.types.is_numeric_dtype(
+                column.dtype
+            ):
+                continue
+            bad = pd.to_numeric(column, errors="coerce").isna() & column.notna()
+            positions = np.flatnonzero(bad.to_numpy()) + start
+            for position, value in zip(positions, column[bad], strict=True):
+                wrong.setdefault(
+                    int(position),
+                    f"features.{name}: the reference profiles {name!r} as numeric, "
+                    f"so a value must be a number, boolean or null, not {value!r}"[:1000],
+                )
+        return wrong
 
     def _join_predictions(
         self,
@@ -553,12 +611,18 @@ class PartitionState:
         return ident, profile
 
     def _reject_all(
-        self, rows: Rows, positions: Sequence[int], reason: str, outputs: Outputs
+        self,
+        rows: Rows,
+        positions: Sequence[int],
+        reason: str,
+        outputs: Outputs,
+        errors: Mapping[int, str] | None = None,
     ) -> None:
         """Dead-letter rows: a single-event message whole, batch rows one by one.
 
         A rejected row of a batch carries that row as a prediction event
         document (and its position), so it can be replayed on its own.
+        ``errors`` gives a row's own error (else the reason's text).
         """
         for position in positions:
             message = rows.messages[position]
@@ -571,7 +635,9 @@ class PartitionState:
                     raw,
                     message.source,
                     reason,
-                    REJECT_TEXT[reason].format(model=rows.model, version=rows.model_version),
+                    errors[position]
+                    if errors and position in errors
+                    else REJECT_TEXT[reason].format(model=rows.model, version=rows.model_version),
                     row=row,
                     model=rows.model,
                     model_version=rows.model_version,

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -61,8 +62,31 @@ def epoch_milliseconds(value: Any) -> Any:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError("a timestamp must be finite")
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError):  # beyond the platform's time_t
+            raise ValueError("a timestamp must be within years 1 to 9999") from None
     return value
+
+
+def representable(moment: datetime) -> datetime:
+    """Refuse a moment whose UTC time is outside years 1 to 9999 (it has no UTC datetime).
+
+    Examples
+    --------
+    >>> representable(datetime(2026, 11, 23, tzinfo=UTC)).year
+    2026
+    >>> from datetime import timezone, timedelta
+    >>> representable(datetime(9999, 12, 31, 23, 0, tzinfo=timezone(-timedelta(hours=14))))
+    Traceback (most recent call last):
+    ...
+    ValueError: a timestamp must be within years 1 to 9999 in UTC
+    """
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("a timestamp must be within years 1 to 9999 in UTC") from None
+    return moment
 
 
 Name = Annotated[
@@ -72,6 +96,7 @@ Name = Annotated[
 Timestamp = Annotated[
     AwareDatetime,
     BeforeValidator(epoch_milliseconds),
+    AfterValidator(representable),
     WithJsonSchema(
         {
             "description": "RFC 3339 with an offset, or epoch milliseconds.",
