@@ -24,7 +24,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from monitor.broker import PREFERRED_PORT, EmbeddedBroker, broker_for, port_is_free
+from monitor.broker import (
+    MEMORY_STORAGE,
+    PREFERRED_PORT,
+    EmbeddedBroker,
+    broker_for,
+    check_storage,
+    port_is_free,
+)
 from monitor.catalog import profile_id
 from monitor.comparison import Comparator, Comparison, FeatureComparison
 from monitor.config import DriftstreamConfig, ModelDefaults, load_config, model_profile
@@ -49,7 +56,7 @@ from monitor.tailing import TailTopic, of_model, printed_form, tail_topic
 from monitor.topics import ensure_topics, topic_specs
 from monitor.values import FeatureKind
 from monitor.windows import WindowState
-from monitor.worker import run_worker
+from monitor.worker import endpoint_tokens, run_worker
 
 app = typer.Typer(
     help="driftstream: drift monitoring for machine-learning models.",
@@ -319,7 +326,8 @@ def yaml_scalar(text: str) -> str:
 
 
 def check_secrets(config: DriftstreamConfig) -> None:
-    """Fail now, naming the field, if a sink secret cannot be read."""
+    """Fail now, naming the field, if an endpoint token or a sink secret cannot be read."""
+    endpoint_tokens(config)
     try:
         config.alerting.check_secrets()
     except ValueError as error:
@@ -460,12 +468,25 @@ def broker_command(
         Path | None, typer.Option(help="Create the topics of this driftstream.yaml.")
     ] = None,
     log: Annotated[Path | None, typer.Option(help="Append the broker's own log here.")] = None,
+    storage: Annotated[
+        str,
+        typer.Option(
+            metavar="URL",
+            help=(
+                "Storage engine: memory://tansu/ (lost when the broker stops) or "
+                "s3://BUCKET/ (durable; the bucket must exist) on the S3-compatible "
+                "server named by AWS_ENDPOINT, AWS_ALLOW_HTTP=true (for http://), "
+                "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_DEFAULT_REGION."
+            ),
+        ),
+    ] = MEMORY_STORAGE,
 ) -> None:
-    """Run the embedded development broker (Tansu, memory storage) until Ctrl-C."""
+    """Run the embedded development broker (Tansu; memory storage by default) until Ctrl-C."""
+    storage = check_storage(storage, "--storage")
     settings = load_config(config) if config is not None else None
     if port and not port_is_free(port, host):
         raise DriftstreamError(f"{host}:{port} is already in use")
-    embedded = EmbeddedBroker(port=port or None, host=host, log_path=log)
+    embedded = EmbeddedBroker(port=port or None, host=host, log_path=log, storage=storage)
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -474,9 +495,14 @@ def broker_command(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         embedded.start()
+        kept = (
+            "memory storage: all data is lost when it stops"
+            if storage.startswith("memory://")
+            else f"storage {storage}"
+        )
         typer.echo(
-            f"broker listening on kafka://{embedded.bootstrap_servers} (Tansu, memory storage: "
-            "all data is lost when it stops); Ctrl-C stops it"
+            f"broker listening on kafka://{embedded.bootstrap_servers} (Tansu, {kept}); "
+            "Ctrl-C stops it"
         )
         if settings is not None:
             ensure_topics(embedded.bootstrap_servers, settings.topics, {})

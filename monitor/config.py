@@ -43,6 +43,7 @@ from pydantic_settings import (
 )
 
 from alerting.config import AlertingConfig
+from alerting.secrets import SecretSource
 from monitor.config_types import Duration, Section
 from monitor.errors import DriftstreamError
 from monitor.reference import ReferenceProfile
@@ -183,6 +184,11 @@ class WorkerConfig(Section):
     )
     web_host: str = "127.0.0.1"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 6066
+    web_token: SecretSource | None = Field(
+        default=None,
+        description="Bearer token every web endpoint but /health and /ready requires "
+        "({env: VAR} or {file: PATH}, read at start-up); unset: no authentication.",
+    )
     batch_max_events: PositiveInt = Field(
         default=2000, description="Messages taken from the stream per processing step."
     )
@@ -214,6 +220,11 @@ class MetricsConfig(Section):
     enabled: bool = True
     host: str = Field(default="127.0.0.1", description="Address to listen on (0.0.0.0: all).")
     port: Annotated[int, Field(ge=1, le=65535)] = 9464
+    token: SecretSource | None = Field(
+        default=None,
+        description="Bearer token /metrics requires ({env: VAR} or {file: PATH}, read at "
+        "start-up); unset: no authentication.",
+    )
     max_features_per_model: PositiveInt = Field(
         default=100,
         description='Features per model with their own series; the rest share feature="other".',

@@ -22,11 +22,17 @@ Cardinality is bounded twice:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import math
+import socket
+import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import (
     CollectorRegistry,
@@ -34,8 +40,10 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
+    make_wsgi_app,
     start_http_server,
 )
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics import MetricWrapperBase
 
 from schemas.alerts import AlertEvent
@@ -46,6 +54,8 @@ from schemas.outputs import WindowResult
 disable_created_metrics()  # type: ignore[no-untyped-call]  # untyped upstream
 
 SEVERITY_VALUE = {"ok": 0.0, "warning": 1.0, "critical": 2.0}
+#: Why a record of the references topic was rejected (``driftstream_references_rejected_total``).
+REFERENCE_REJECT_REASONS = ("too_large", "invalid_profile", "unsupported_version", "invalid_key")
 #: Window evaluation time buckets, seconds.
 EVALUATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OTHER = "other"
@@ -114,6 +124,13 @@ class DriftMetrics:
         self.dead_letters = counter(
             "driftstream_dead_letters_total", "Messages sent to the dead-letter topic.", ("reason",)
         )
+        self.references_rejected = counter(
+            "driftstream_references_rejected_total",
+            "Records of the references topic not applied (the previous reference stays).",
+            ("reason",),
+        )
+        for reason in REFERENCE_REJECT_REASONS:  # from 0, so increase() sees the first
+            self.references_rejected.labels(reason)
         self.windows = counter(
             "driftstream_windows_total", "Closed windows by severity.", (*VERSION, "severity")
         )
@@ -271,6 +288,10 @@ class DriftMetrics:
         """Count one dead letter."""
         self.dead_letters.labels(reason).inc()
 
+    def reference_rejected(self, reason: str) -> None:
+        """Count one rejected record of the references topic."""
+        self.references_rejected.labels(reason).inc()
+
     def window(self, result: WindowResult, now: float) -> None:
         """Export a closed window's result."""
         model, version = result.model, result.model_version
@@ -365,9 +386,29 @@ class DriftMetrics:
         """Model versions with exported series."""
         return set(self._last_seen)
 
-    def serve(self, host: str, port: int) -> Any:
-        """Start the ``/metrics`` HTTP server in a thread; returns ``(server, thread)``."""
-        return start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, token: str | None = None) -> Any:
+        """Start the ``/metrics`` HTTP server in a thread; returns ``(server, thread)``.
+
+        With a ``token``, every request needs ``Authorization: Bearer <token>``
+        (else ``401``). prometheus_client's server has no hook for that, so
+        its WSGI app is wrapped and served the way ``start_http_server``
+        serves it (its threading server, quiet request handler, daemon thread).
+        """
+        if token is None:
+            return start_http_server(port, addr=host, registry=self.registry)
+        app = bearer_wsgi(make_wsgi_app(self.registry), token)
+
+        class Server(ThreadingWSGIServer):
+            """Per server, as ``start_http_server`` does: the address family of ``host``."""
+
+        family, _, _, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        Server.address_family = family
+        server = make_server(str(address[0]), port, app, Server, handler_class=_QuietHandler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        return server, thread
 
     # -- helpers --------------------------------------------------------
 
@@ -458,3 +499,76 @@ def _timestamp(moment: str | None) -> float | None:
         return datetime.fromisoformat(moment).timestamp()
     except ValueError:
         return None
+
+
+#: The body of a ``401``: nothing about the worker, its models or the token.
+UNAUTHORIZED_BODY = b'{"error": "unauthorized"}\n'
+
+
+def bearer_authorized(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header value carries ``Bearer <token>``.
+
+    The scheme is case-insensitive (RFC 7235). The credentials are compared
+    in constant time, through SHA-256 digests so that not even the token's
+    length shows in the timing.
+
+    Examples
+    --------
+    >>> bearer_authorized("Bearer s3cret", "s3cret"), bearer_authorized("bearer s3cret", "s3cret")
+    (True, True)
+    >>> bearer_authorized("Bearer s3cre", "s3cret"), bearer_authorized("Basic s3cret", "s3cret")
+    (False, False)
+    >>> bearer_authorized(None, "s3cret"), bearer_authorized("s3cret", "s3cret")
+    (False, False)
+    """
+    if header is None:
+        return False
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # surrogatepass: any str encodes, one way only (header bytes that are not UTF-8
+    # arrive as surrogate escapes)
+    given = hashlib.sha256(credentials.strip().encode("utf-8", "surrogatepass")).digest()
+    expected = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+    return hmac.compare_digest(given, expected)
+
+
+def challenge(presented: bool) -> str:
+    """The ``WWW-Authenticate`` value of a ``401`` (RFC 6750).
+
+    Examples
+    --------
+    >>> challenge(False), challenge(True)
+    ('Bearer realm="driftstream"', 'Bearer realm="driftstream", error="invalid_token"')
+    """
+    return 'Bearer realm="driftstream"' + (', error="invalid_token"' if presented else "")
+
+
+def bearer_wsgi(app: WSGIApplication, token: str) -> WSGIApplication:
+    """``app``, answering ``401`` to any request without ``Authorization: Bearer <token>``."""
+
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        header = environ.get("HTTP_AUTHORIZATION")
+        if header is not None:
+            # WSGI hands headers over as latin-1; get the bytes back, read them as UTF-8.
+            header = header.encode("latin-1").decode("utf-8", "surrogateescape")
+        if bearer_authorized(header, token):
+            return app(environ, start_response)
+        start_response(
+            "401 Unauthorized",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(UNAUTHORIZED_BODY))),
+                ("WWW-Authenticate", challenge(header is not None)),
+            ],
+        )
+        return [UNAUTHORIZED_BODY]
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Logs no requests (like ``start_http_server``'s handler)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log nothing."""

@@ -35,29 +35,33 @@ import ssl
 import tempfile
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiohttp import web as aiohttp_web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import RecordTooLargeError
 from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 from faust.web import Request, Response, View
 
 from alerting.audit import AuditLogSink, DriftLogSink
 from alerting.dispatch import Delivery, Dispatcher
+from alerting.secrets import SecretSource
 from alerting.sink import Sink
 from alerting.slack import SlackSink
 from alerting.webhooks import WebhookSink
 from monitor.catalog import ReferenceCatalog
 from monitor.config import DriftstreamConfig
-from monitor.errors import DriftstreamError
+from monitor.errors import DriftstreamError, ProfileFormatError
 from monitor.evidently_report import frame_from_profile, frame_from_window, write_evidently_report
-from monitor.metrics import DriftMetrics
+from monitor.metrics import UNAUTHORIZED_BODY, DriftMetrics, bearer_authorized, challenge
 from monitor.partition import InputMessage, Outputs, PartitionState
 from monitor.reference import ReferenceProfile
 from monitor.snapshots import latest_snapshot, snapshot_records
+from monitor.topics import REFERENCE_MESSAGE_BYTES
 from schemas.alerts import AlertDeadLetter, AlertEvent
 from schemas.outputs import parse_reference_key, reference_key
 
@@ -65,12 +69,19 @@ logger = logging.getLogger("driftstream.worker")
 
 #: Window results kept per model version for the web endpoints.
 RECENT_RESULTS = 20
+#: Largest reference profile a worker reads (what the references topic takes).
+MAX_REFERENCE_BYTES = REFERENCE_MESSAGE_BYTES
+#: Fetch size of the references consumer: one record above the limit, with its overhead.
+REFERENCE_FETCH_BYTES = MAX_REFERENCE_BYTES + 1024 * 1024
 #: Longest wait for a partition's snapshot or the references topic to be read.
 CATCH_UP_TIMEOUT = 60.0
 #: How often time-based alert rules, lag and reference ages are refreshed (seconds).
 TICK_SECONDS = 1.0
 #: Alert kinds whose firing transitions get an Evidently report.
 REPORTED_KINDS = ("feature_drift", "dataset_drift")
+#: Web paths answered without ``worker.web_token``: the probes, which tell
+#: nothing about models or features.
+OPEN_PATHS = frozenset({"/health", "/ready"})
 
 
 class Pipeline:
@@ -120,6 +131,7 @@ class Pipeline:
             config.metrics.max_features_per_model, config.metrics.version_ttl.total_seconds()
         )
         self.metrics_server: Any = None
+        self.metrics_token = endpoint_token("metrics.token", config.metrics.token)
         self.external_sinks = external_sinks(config)
         self.dispatcher: Dispatcher | None = None
         #: Outbox entries handed to the dispatcher, by partition.
@@ -144,7 +156,7 @@ class Pipeline:
         self.metrics.sinks([sink.name for sink in sinks])
         if self.config.metrics.enabled:
             self.metrics_server = self.metrics.serve(
-                self.config.metrics.host, self.config.metrics.port
+                self.config.metrics.host, self.config.metrics.port, self.metrics_token
             )
         self.started.set()
 
@@ -181,6 +193,10 @@ class Pipeline:
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # a whole profile of the largest size the topic takes, and one more
+            # byte (so one too large is read, and rejected, rather than stuck on)
+            fetch_max_bytes=REFERENCE_FETCH_BYTES,
+            max_partition_fetch_bytes=REFERENCE_FETCH_BYTES,
             **self._aiokafka_options(),
         )
         await consumer.start()
@@ -189,17 +205,29 @@ class Pipeline:
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             while True:
-                batches = await consumer.getmany(timeout_ms=500)
+                try:
+                    batches = await consumer.getmany(timeout_ms=500)
+                except RecordTooLargeError as error:  # skipped by the consumer
+                    self._reject_reference("too_large", str(error))
+                    continue
                 for records in batches.values():
                     for record in records:
-                        self._apply_reference(record.key, record.value)
+                        self._apply_reference(record.key, record.value, record.offset)
                 if not self.references_loaded.is_set() and await _caught_up(consumer, partitions):
                     logger.info("references loaded: %d model versions", len(self.catalog))
                     self.references_loaded.set()
         finally:
             await consumer.stop()
 
-    def _apply_reference(self, key: bytes | None, value: bytes | None) -> None:
+    def _apply_reference(
+        self, key: bytes | None, value: bytes | None, offset: int | None = None
+    ) -> None:
+        """Apply one record of the references topic; reject (log, count) a bad one.
+
+        A rejected record changes nothing: the version keeps the reference
+        it had (from an earlier record or its profile file), if any.
+        """
+        reason = "invalid_key"
         try:
             if key is None:
                 raise ValueError("record without a key")
@@ -207,18 +235,41 @@ class Pipeline:
             if value is None:
                 self.catalog.remove(model, model_version)
                 return
-            profile = ReferenceProfile.from_bytes(value)
+            if len(value) > MAX_REFERENCE_BYTES:
+                reason = "too_large"
+                raise ValueError(
+                    f"the profile is {len(value)} bytes, the limit is {MAX_REFERENCE_BYTES}"
+                )
+            reason = "invalid_profile"
+            try:
+                profile = ReferenceProfile.from_bytes(value)
+            except ProfileFormatError as error:
+                if "schema version" in str(error):
+                    reason = "unsupported_version"
+                raise
             if (profile.model, profile.model_version) != (model, model_version):
+                reason = "invalid_key"
                 raise ValueError(
                     f"key names {model}/{model_version}, the profile "
                     f"{profile.model}/{profile.model_version}"
                 )
         except Exception as error:  # a bad record must not stop the worker
-            logger.error("ignoring a record on the references topic: %s", error)
+            where = "" if offset is None else f" at offset {offset}"
+            keeping = ""
+            if reason != "invalid_key":
+                current = self.catalog.latest(model, model_version)
+                keeping = f"; {model}/{model_version} keeps " + (
+                    f"reference {current[0]}" if current else "no reference"
+                )
+            self._reject_reference(reason, f"record{where} {key!r}: {error}{keeping}")
             return
         ident, changed = self.catalog.put(profile, value)
         if changed:
             logger.info("reference %s/%s is now %s", model, model_version, ident)
+
+    def _reject_reference(self, reason: str, detail: str) -> None:
+        logger.error("rejected a record on the references topic (%s): %s", reason, detail)
+        self.metrics.reference_rejected(reason)
 
     # -- partition state ------------------------------------------------
 
@@ -647,6 +698,7 @@ def create_app(
     empty directories, so a temporary one will do.
     """
     worker = config.worker
+    web_token = endpoint_token("worker.web_token", worker.web_token)
     pipeline = Pipeline(config, bootstrap_servers, references)
     app = faust.App(
         worker.group_id,
@@ -659,6 +711,9 @@ def create_app(
         web_bind=worker.web_host,
         web_host=worker.web_host,
         web_port=worker.web_port,
+        web_application_options=(
+            None if web_token is None else {"middlewares": [bearer_middleware(web_token)]}
+        ),
         broker_session_timeout=worker.session_timeout.total_seconds(),
         consumer_auto_offset_reset="earliest",
         topic_partitions=config.topics.partitions,
@@ -755,6 +810,63 @@ def create_app(
         return web.json({"model": model, "versions": found})
 
     return app, pipeline
+
+
+Handler = Callable[[aiohttp_web.Request], Awaitable[aiohttp_web.StreamResponse]]
+
+
+def bearer_middleware(token: str) -> Any:
+    """aiohttp middleware: every path but :data:`OPEN_PATHS` needs ``Bearer <token>``.
+
+    It sees every request, Faust's own pages and unknown paths included, so
+    nothing is answered (not even ``404``) without the token. A refusal is
+    ``401`` with ``WWW-Authenticate: Bearer`` and a body naming nothing.
+    """
+
+    @aiohttp_web.middleware
+    async def require_token(
+        request: aiohttp_web.Request, handler: Handler
+    ) -> aiohttp_web.StreamResponse:
+        header = request.headers.get("Authorization")
+        if request.path in OPEN_PATHS or bearer_authorized(header, token):
+            return await handler(request)
+        return aiohttp_web.Response(
+            status=401,
+            body=UNAUTHORIZED_BODY,
+            content_type="application/json",
+            headers={"WWW-Authenticate": challenge(header is not None)},
+        )
+
+    return require_token
+
+
+def endpoint_token(field: str, source: SecretSource | None) -> str | None:
+    """The bearer token an endpoint requires (``None``: none configured), read now.
+
+    Raises
+    ------
+    DriftstreamError
+        ``"{field}: ..."``, naming where the token was looked for, never its value.
+
+    Examples
+    --------
+    >>> endpoint_token("metrics.token", SecretSource(env="DOC_UNSET"))
+    Traceback (most recent call last):
+    ...
+    monitor.errors.DriftstreamError: metrics.token: environment variable DOC_UNSET is unset or empty
+    """
+    if source is None:
+        return None
+    try:
+        return source.read().get_secret_value()
+    except ValueError as error:
+        raise DriftstreamError(f"{field}: {error}") from None
+
+
+def endpoint_tokens(config: DriftstreamConfig) -> None:
+    """Read ``worker.web_token`` and ``metrics.token``, so a missing one fails at start-up."""
+    endpoint_token("worker.web_token", config.worker.web_token)
+    endpoint_token("metrics.token", config.metrics.token)
 
 
 def external_sinks(config: DriftstreamConfig) -> list[Sink]:
