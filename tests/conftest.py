@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -48,10 +48,15 @@ def create_topic(bootstrap_servers: str, partitions: int = 1, prefix: str = "tes
 
 @contextmanager
 def consumer_from_start(
-    bootstrap_servers: str, topic: str
+    bootstrap_servers: str, topic: str, options: Mapping[str, Any] | None = None
 ) -> Iterator[tuple[KafkaConsumer, list[TopicPartition]]]:
-    """A group-less consumer of every partition of ``topic``, at the start."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    """A group-less consumer of every partition of ``topic``, at the start.
+
+    ``options`` are kafka-python client settings (security).
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, **dict(options or {})
+    )
     try:
         partitions = [
             TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
@@ -64,14 +69,18 @@ def consumer_from_start(
 
 
 def read_topic(
-    bootstrap_servers: str, topic: str, expected: int, timeout: float = 30.0
+    bootstrap_servers: str,
+    topic: str,
+    expected: int,
+    timeout: float = 30.0,
+    options: Mapping[str, Any] | None = None,
 ) -> list[ConsumerRecord]:
     """Read ``expected`` records from every partition of ``topic``, from the start.
 
     Polls with a timeout instead of sleeping; fails if fewer arrive in time.
     """
     records: list[ConsumerRecord] = []
-    with consumer_from_start(bootstrap_servers, topic) as (consumer, _):
+    with consumer_from_start(bootstrap_servers, topic, options) as (consumer, _):
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
             for batch in consumer.poll(timeout_ms=200).values():
