@@ -26,14 +26,22 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("a duration cannot be a boolean")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _seconds(value)
     if isinstance(value, str):
         match = DURATION_PATTERN.match(value)
         if match is None:
             raise ValueError(f"{value!r} is not a duration such as '30s', '5m', '1h' or '2d'")
         amount, unit = match.groups()
-        return timedelta(seconds=float(amount) * DURATION_UNITS[unit])
+        return _seconds(float(amount) * DURATION_UNITS[unit])
     return value
+
+
+def _seconds(value: float) -> timedelta:
+    """``value`` seconds, or a ``ValueError`` (not NaN, not beyond a timedelta's range)."""
+    try:
+        return timedelta(seconds=value)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value!r} seconds is not a duration a timedelta can hold") from None
 
 
 def format_duration(value: timedelta) -> str:
