@@ -21,6 +21,7 @@ from tests.evidently_html import P_VALUE_METHODS, Column, check_entries, drift_e
 from tests.http_recorder import RecordedRequest, Reply, recording_server
 from tests.worker_process import (
     WorkerProcess,
+    alerts_settled,
     churn_reference,
     latest_results,
     send,
@@ -36,12 +37,6 @@ SECRET = "hook-secret-0123"
 def slack_text(request: RecordedRequest) -> str:
     """Every text of a Slack message, flattened."""
     return orjson.dumps(request.json()).decode()
-
-
-def settled(worker: WorkerProcess) -> bool:
-    """Every transition delivered everywhere, and that fact in a snapshot."""
-    status, body = worker.get("/alerts")
-    return status == 200 and body["undelivered"] == 0 and body["unsnapshotted_partitions"] == 0
 
 
 def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
@@ -91,7 +86,7 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
         send(broker, config.topics.predictions, first)
         latest_results(broker, config.topics.results, 4)
         slack.wait_for_count(len(drifted))
-        wait_for(lambda: settled(worker), 60, "deliveries to settle")
+        wait_for(lambda: alerts_settled(worker), 60, "deliveries to settle")
 
         worker.kill()
         worker = start_worker(path, workers)
@@ -101,7 +96,7 @@ def test_one_firing_and_one_resolved_message_per_incident_across_a_kill(
         send(broker, config.topics.predictions, still_drifting + healthy)
         latest_results(broker, config.topics.results, 7)
         slack.wait_for_count(2 * len(drifted))
-        wait_for(lambda: settled(worker), 60, "deliveries to settle")
+        wait_for(lambda: alerts_settled(worker), 60, "deliveries to settle")
 
         # Slack: exactly one firing and one resolved message per drifted feature.
         announced: Counter[tuple[str, str]] = Counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -27,6 +28,7 @@ from monitor.simulation import CHURN, reference_frame
 from monitor.topics import TOPIC_ROLES
 from tests.conftest import read_all, read_topic
 from tests.console import DRIFTSTREAM
+from tests.http_recorder import RecordedRequest
 
 #: Loopback requests must not go through a proxy from the environment.
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -217,3 +219,18 @@ def churn_reference(built_at: str | None = None) -> ReferenceProfile:
         model_version=CHURN.version,
         built_at=built_at,
     )
+
+
+def alerts_settled(worker: WorkerProcess) -> bool:
+    """Every alert transition delivered to every sink, and that fact in a snapshot."""
+    try:
+        status, body = worker.get("/alerts")
+    except OSError:
+        return False
+    return status == 200 and body["undelivered"] == 0 and body["unsnapshotted_partitions"] == 0
+
+
+def slack_key(request: RecordedRequest) -> str:
+    """The idempotency key in a Slack message's context line."""
+    [key] = re.findall(r"alert `([0-9a-f]+:\d+)`", request.body.decode())
+    return str(key)

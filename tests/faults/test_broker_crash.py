@@ -13,7 +13,6 @@ worker computes, and each alert reaches Slack once.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections import Counter
@@ -30,13 +29,15 @@ from monitor.publishing import publish_reference
 from monitor.simulation import ServingSimulator
 from monitor.snapshots import latest_snapshot
 from tests.conftest import read_all
-from tests.http_recorder import RecordedRequest, recording_server
+from tests.http_recorder import recording_server
 from tests.s3_server import s3_server
 from tests.worker_process import (
     WorkerProcess,
+    alerts_settled,
     expected_results,
     latest_results,
     send,
+    slack_key,
     start_worker,
     wait_for,
     write_config,
@@ -45,21 +46,6 @@ from tests.worker_process import (
 START_MS = 1_700_000_000_000
 WINDOW = 500
 STEP_MS = 10
-
-
-def settled(worker: WorkerProcess) -> bool:
-    """Every transition delivered everywhere, and that fact in a snapshot."""
-    try:
-        status, body = worker.get("/alerts")
-    except OSError:
-        return False
-    return status == 200 and body["undelivered"] == 0 and body["unsnapshotted_partitions"] == 0
-
-
-def slack_key(request: RecordedRequest) -> str:
-    """The idempotency key in a Slack message's context line."""
-    [key] = re.findall(r"alert `([0-9a-f]+:\d+)`", request.body.decode())
-    return str(key)
 
 
 def snapshot_generation(bootstrap: str, topic: str) -> int | None:
@@ -116,7 +102,7 @@ def test_a_broker_killed_mid_stream_restarts_on_s3_without_loss_or_repeats(
 
             first = stream(1250)
             latest_results(bootstrap, config.topics.results, 2)
-            wait_for(lambda: settled(worker), 60, "alert deliveries and their snapshot")
+            wait_for(lambda: alerts_settled(worker), 60, "alert deliveries and their snapshot")
             delivered_before = len(slack.requests)
             generation_before = snapshot_generation(bootstrap, config.topics.state)
             committed_before = wait_for(
@@ -154,7 +140,7 @@ def test_a_broker_killed_mid_stream_restarts_on_s3_without_loss_or_repeats(
             results = latest_results(bootstrap, config.topics.results, closed)
             in_results = sum(r["n_events"] for r in results.values())
             expected = expected_results(config, bootstrap, [churn], produced)
-            wait_for(lambda: settled(worker), 60, "alert deliveries and their snapshot")
+            wait_for(lambda: alerts_settled(worker), 60, "alert deliveries and their snapshot")
 
             audit = [orjson.loads(r.value) for r in read_all(bootstrap, config.topics.alerts)]
             by_key: dict[str, dict[str, Any]] = {}

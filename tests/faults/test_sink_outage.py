@@ -9,7 +9,6 @@ them exactly once (by idempotency key), in order per alert.
 
 from __future__ import annotations
 
-import re
 import urllib.request
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -26,9 +25,11 @@ from tests.conftest import read_all
 from tests.http_recorder import RecordedRequest, Reply, recording_server
 from tests.worker_process import (
     WorkerProcess,
+    alerts_settled,
     churn_reference,
     latest_results,
     send,
+    slack_key,
     start_worker,
     wait_for,
     write_config,
@@ -38,12 +39,6 @@ START_MS = 1_700_000_000_000
 SECRET = "drill-secret-0123"
 WINDOW = 500
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def settled(worker: WorkerProcess) -> bool:
-    """Every transition delivered everywhere, and that fact in a snapshot."""
-    status, body = worker.get("/alerts")
-    return status == 200 and body["undelivered"] == 0 and body["unsnapshotted_partitions"] == 0
 
 
 def sink_gauges(worker: WorkerProcess) -> dict[tuple[str, str], float]:
@@ -56,12 +51,6 @@ def sink_gauges(worker: WorkerProcess) -> dict[tuple[str, str], float]:
         for sample in family.samples
         if sample.name in ("driftstream_sink_queue", "driftstream_sink_oldest_undelivered_seconds")
     }
-
-
-def slack_key(request: RecordedRequest) -> str:
-    """The idempotency key in a Slack message's context line."""
-    [key] = re.findall(r"alert `([0-9a-f]+:\d+)`", request.body.decode())
-    return str(key)
 
 
 def webhook_key(request: RecordedRequest) -> str:
@@ -159,7 +148,7 @@ def test_transitions_survive_a_receiver_outage_and_a_kill(
         True,
         False,
     ]
-    assert not settled(worker)
+    assert not alerts_settled(worker)
 
     # 3. The receivers come back on the same ports.
     # The alerts topic (the audit sink, up all along) has every transition:
@@ -178,7 +167,7 @@ def test_transitions_survive_a_receiver_outage_and_a_kill(
         recording_server(Reply(200, b"ok"), port=slack_port, recorder=slack),
         recording_server(Reply(200, b"ok"), port=hook_port, recorder=hook),
     ):
-        wait_for(lambda: settled(worker), 60, "every transition delivered and snapshotted")
+        wait_for(lambda: alerts_settled(worker), 60, "every transition delivered and snapshotted")
         delivered = {
             "slack": [slack_key(r) for r in slack.requests[during_outage["slack"] :]],
             "retrain": [webhook_key(r) for r in hook.requests[during_outage["retrain"] :]],

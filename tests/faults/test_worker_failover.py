@@ -14,7 +14,6 @@ window result, none twice.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from collections import Counter, defaultdict
@@ -29,12 +28,14 @@ from monitor.demo import demo_profiles
 from monitor.publishing import publish_reference
 from monitor.simulation import DEMO_MODELS, ServingSimulator
 from tests.conftest import read_all
-from tests.http_recorder import RecordedRequest, recording_server
+from tests.http_recorder import recording_server
 from tests.worker_process import (
     WorkerProcess,
+    alerts_settled,
     expected_results,
     latest_results,
     send,
+    slack_key,
     start_worker,
     wait_for,
     write_config,
@@ -45,18 +46,6 @@ WINDOW = 500
 #: The churn model's partition with two partitions (murmur2 of the key);
 #: fraud and eta share the other one.
 CHURN_PARTITION = 1
-
-
-def settled(worker: WorkerProcess) -> bool:
-    """Every transition delivered everywhere, and that fact in a snapshot."""
-    status, body = worker.get("/alerts")
-    return status == 200 and body["undelivered"] == 0 and body["unsnapshotted_partitions"] == 0
-
-
-def slack_key(request: RecordedRequest) -> str:
-    """The idempotency key in a Slack message's context line."""
-    [key] = re.findall(r"alert `([0-9a-f]+:\d+)`", request.body.decode())
-    return str(key)
 
 
 def test_a_worker_killed_mid_window_is_replaced_without_loss_or_repeats(
@@ -95,7 +84,11 @@ def test_a_worker_killed_mid_window_is_replaced_without_loss_or_repeats(
         first = simulator.predictions(1250 * per_model, START_MS, 10)
         send(broker, config.topics.predictions, first)
         latest_results(broker, config.topics.results, 2 * per_model)
-        wait_for(lambda: settled(victim) and settled(survivor), 60, "deliveries and snapshots")
+        wait_for(
+            lambda: alerts_settled(victim) and alerts_settled(survivor),
+            60,
+            "deliveries and snapshots",
+        )
         victim.kill()
 
         second = simulator.predictions(1250 * per_model, START_MS + len(first) * 10, 10)
@@ -108,7 +101,7 @@ def test_a_worker_killed_mid_window_is_replaced_without_loss_or_repeats(
         assert results == expected_results(config, broker, profiles, produced)
         assert sum(r["n_events"] for r in results.values()) == produced
         assert "restored snapshot" in survivor.log()
-        wait_for(lambda: settled(survivor), 60, "deliveries after the failover")
+        wait_for(lambda: alerts_settled(survivor), 60, "deliveries after the failover")
 
         audit = [orjson.loads(r.value) for r in read_all(broker, config.topics.alerts)]
         by_key: dict[str, dict[str, Any]] = {}
