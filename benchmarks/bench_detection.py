@@ -55,6 +55,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from benchmarks.bench_stats import print_table
 from monitor.comparison import Comparator
 from monitor.reference import ReferenceProfile
 from monitor.windows import WindowState
@@ -264,16 +265,16 @@ SHIFTS = (
     null_rise(0.1),
 )
 
-#: Population moments by (population, feature), from one large seeded sample.
-_MOMENTS: dict[tuple[str, str], npt.NDArray[np.float64]] = {}
+#: Sorted values of one large seeded sample, by (population, feature).
+_SAMPLES: dict[tuple[str, str], npt.NDArray[np.float64]] = {}
 
 
 def _sample(population: Population, feature: str) -> npt.NDArray[np.float64]:
     key = (population.name, feature)
-    if key not in _MOMENTS:
+    if key not in _SAMPLES:
         values = population.draw(np.random.default_rng(SEED), 200_000)[feature]
-        _MOMENTS[key] = np.sort(values.dropna().to_numpy(dtype=np.float64))
-    return _MOMENTS[key]
+        _SAMPLES[key] = np.sort(values.dropna().to_numpy(dtype=np.float64))
+    return _SAMPLES[key]
 
 
 def _scale(population: Population, feature: str) -> float:
@@ -449,22 +450,17 @@ def populations() -> list[Population]:
 
 def print_cell(result: CellResult, methods: Sequence[str]) -> None:
     """One cell's table: null false alarms, then caught / named per shift."""
-    print(f"\n{result.population}, {result.size:,}-row windows ({result.seconds:.0f} s)")
     header = ["scenario", *(f"{m} {col}" for m in methods for col in ("caught", "named"))]
     rows = []
-    scenario_names = dict.fromkeys(s for s, _ in result.tallies)
-    for scenario in scenario_names:
+    for scenario in dict.fromkeys(s for s, _ in result.tallies):
         row = [scenario]
         for method in methods:
             tally = result.tallies.get((scenario, method), Tally())
             row.append(tally.rate(tally.flagged))
             row.append("" if scenario == "null" else tally.rate(tally.named))
         rows.append(row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        values = (c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True))
-        cells = [row[0].ljust(widths[0]), *values]
-        print("  " + "   ".join(cells))
+    title = f"{result.population}, {result.size:,}-row windows ({result.seconds:.0f} s)"
+    print_table(title, header, rows)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
