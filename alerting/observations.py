@@ -19,7 +19,7 @@ from alerting.rules import (
     RuleThresholds,
     WindowRule,
 )
-from monitor.stats.decision import DriftPolicy, EffectThresholds
+from monitor.stats.decision import DriftPolicy, EffectThresholds, verdict_alpha
 from schemas.alerts import AlertSeverity, FeatureBreach, TestScore
 from schemas.outputs import WindowBounds, WindowResult
 
@@ -87,17 +87,20 @@ def feature_breach(
 ) -> FeatureBreach | None:
     """Score every test of a feature entry; ``None`` if no test raised a severity.
 
-    A test's severity needs its adjusted p-value below ``alpha`` (tests
-    without a p-value never raise) and its effect size at or above a
-    threshold, exactly as :meth:`DriftPolicy.test_severity` decides.
+    A test's severity needs its adjusted p-value below ``alpha`` split
+    among the feature's verdict tests (:func:`verdict_alpha`; tests without
+    a p-value never raise) and its effect size at or above a threshold,
+    exactly as the comparator decides with :meth:`DriftPolicy.test_severity`.
     """
     tests: dict[str, TestScore] = {}
-    for test, values in (entry.get("tests") or {}).items():
+    entries = entry.get("tests") or {}
+    level = verdict_alpha(alpha, [thresholds_of(test) for test in entries])
+    for test, values in entries.items():
         limits = thresholds_of(test)
         p_value = values.get("adjusted_p_value")
         score = values.get("effect_size")
         severity: Literal["ok", "warning", "critical"] = "ok"
-        if p_value is not None and p_value < alpha and score is not None:
+        if p_value is not None and p_value < level and score is not None:
             if limits.critical is not None and score >= limits.critical:
                 severity = "critical"
             elif limits.warning is not None and score >= limits.warning:

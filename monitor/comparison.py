@@ -16,12 +16,13 @@ import numpy as np
 
 from monitor.errors import DriftstreamError
 from monitor.reference import CategoricalProfile, NumericProfile, ReferenceProfile
-from monitor.stats.chi_square import chi_square
+from monitor.stats.chi_square import chi_square, chi_square_values
 from monitor.stats.decision import (
     DriftPolicy,
     EffectThresholds,
     Severity,
     adjust_p_values,
+    verdict_alpha,
     worst,
 )
 from monitor.stats.jensen_shannon import jensen_shannon, jensen_shannon_values
@@ -35,8 +36,10 @@ from monitor.stats.wasserstein import wasserstein
 from monitor.values import FeatureKind
 from monitor.windows import CategoricalWindow, NumericWindow, WindowState
 
-#: Distance tests whose p-value and threshold come from a NullDistribution.
-CALIBRATED_TESTS = ("psi", "js")
+#: Tests whose p-value and threshold come from a NullDistribution: the
+#: distances, and chi-square, whose asymptotic p-value is too small when
+#: categories are rare in small windows and ignores the reference's noise.
+CALIBRATED_TESTS = ("psi", "js", "chi2")
 #: Tests reported under ``"value"`` (as well as ``"statistic"``) in JSON.
 DISTANCE_TESTS = frozenset({"psi", "js", "linf", "wasserstein"})
 
@@ -210,9 +213,11 @@ class Comparator:
         for name in names:
             tests, quality = raw[name]
             feature = self.profile.features[name]
+            limits = {t: self.policy.thresholds.get(t, EffectThresholds()) for t in tests}
+            level = verdict_alpha(self.policy.alpha, limits.values())
             test_severities = (
                 {
-                    t: self.policy.test_severity(t, adjusted[name].get(t), r.effect_size)
+                    t: self.policy.test_severity(t, adjusted[name].get(t), r.effect_size, level)
                     for t, r in tests.items()
                 }
                 if enough[name]
@@ -233,9 +238,7 @@ class Comparator:
                 quality=quality,
                 test_severities=test_severities,
                 severity=severity,
-                effect_thresholds={
-                    t: self.policy.thresholds.get(t, EffectThresholds()) for t in tests
-                },
+                effect_thresholds=limits,
             )
         return results
 
@@ -304,6 +307,7 @@ class Comparator:
             statistics: dict[str, BinnedStatistic] = {
                 "psi": partial(psi_values, epsilon=self.policy.epsilon),
                 "js": jensen_shannon_values,
+                "chi2": partial(chi_square_values, epsilon=self.policy.epsilon),
             }
             null = NullDistribution(
                 shares,

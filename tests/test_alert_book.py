@@ -41,7 +41,7 @@ def entry(
 
 
 DRIFTED: dict[str, Any] = {"psi": 0.4, "p": 1e-6, "ks": 0.25}
-MILD: dict[str, Any] = {"psi": 0.15, "p": 1e-6, "ks": 0.05}
+MILD: dict[str, Any] = {"psi": 0.15, "p": 1e-6, "ks": 0.02}
 
 
 def window(
@@ -246,3 +246,13 @@ def test_rule_config_errors_name_the_field() -> None:
         ValidationError, match="Input tag 'nonsense' found using 'kind' does not match"
     ):
         rule(kind="nonsense", name="x")
+
+
+def test_alpha_is_split_among_a_features_verdict_tests() -> None:
+    """KS and PSI both raise verdicts, so each must beat alpha / 2, as the comparator decides."""
+    once = rule(kind="feature_drift", name="drift")
+    between: dict[str, Any] = {"psi": 0.4, "p": 0.007, "ks": 0.25}  # < alpha, > alpha / 2
+    assert book(once).observe([window(0, {"a": entry(**between)})], [], 0.0) == []
+    below: dict[str, Any] = {"psi": 0.4, "p": 0.004, "ks": 0.25}
+    events = book(once).observe([window(0, {"a": entry(**below)})], [], 0.0)
+    assert statuses(events) == [("firing", "a")]

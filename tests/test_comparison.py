@@ -67,7 +67,7 @@ def window_of(profile: ReferenceProfile, frame: pd.DataFrame) -> WindowState:
 def test_defaults_keep_false_alarms_rare_with_many_features_and_small_windows(
     profile: ReferenceProfile,
 ) -> None:
-    """Healthy windows of 100-1000 rows, 25 features: almost no window raises anything.
+    """Healthy windows of 100-1000 rows, 25 features: at most 1 window in 30 raises anything.
 
     A fixed PSI >= 0.1 rule, by contrast, fires on most 100-row windows; the
     calibrated null plus multiple-testing correction is what prevents that.
@@ -76,15 +76,15 @@ def test_defaults_keep_false_alarms_rare_with_many_features_and_small_windows(
     rng = np.random.default_rng(1)
     alarms, naive_alarms, windows = 0, 0, 0
     for size in (100, 300, 1000):
-        for _ in range(40):
+        for _ in range(100):
             comparison = comparator.compare(window_of(profile, population(rng, size)))
             windows += 1
             alarms += bool(comparison.drifted_features)
             naive_alarms += any(
                 f.tests["psi"].statistic >= 0.1 for f in comparison.features.values()
             )
-    # alpha = 0.01 per test family, two families per feature: about 2% at most.
-    assert alarms <= 3, f"{alarms} of {windows} healthy windows raised drift"
+    # alpha = 0.01 per test family, two families per feature: about 2% expected.
+    assert alarms <= windows / 30, f"{alarms} of {windows} healthy windows raised drift"
     assert naive_alarms >= windows // 4
 
 
@@ -248,7 +248,7 @@ def test_bh_flags_a_marginal_shift_that_bonferroni_misses(profile: ReferenceProf
     assert ks_d["num4"] >= 0.1
     assert sorted(ks_p, key=ks_p.__getitem__)[:4] == ["num3", "num1", "num0", "num4"]
     expected = {
-        correction: flagged_by_hand(ks_p, ks_d, 0.1, correction)
+        correction: flagged_by_hand(ks_p, ks_d, 0.025, correction)
         | flagged_by_hand(chi2_p, chi2_w, 0.3, correction)
         for correction in (Correction.BONFERRONI, Correction.BENJAMINI_HOCHBERG)
     }

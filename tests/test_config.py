@@ -35,7 +35,7 @@ def test_example_file_is_valid_and_gives_model_settings() -> None:
     assert config.policy_for("churn").min_samples == 200
     fraud = config.policy_for("fraud")
     assert fraud.thresholds["psi"] == EffectThresholds(0.2, 0.4)
-    assert fraud.thresholds["ks"] == EffectThresholds(0.1, 0.2)
+    assert fraud.thresholds["ks"] == EffectThresholds(0.025, 0.2)
     assert fraud.correction is Correction.BENJAMINI_HOCHBERG
     assert config.broker.embedded
 

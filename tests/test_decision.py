@@ -13,6 +13,7 @@ from monitor.stats.decision import (
     EffectThresholds,
     Severity,
     adjust_p_values,
+    verdict_alpha,
     worst,
 )
 from monitor.stats.jensen_shannon import jensen_shannon_values
@@ -110,7 +111,7 @@ def test_severity_needs_significance_and_effect() -> None:
     assert policy.test_severity("ks", 0.001, 0.25) is Severity.CRITICAL
     assert policy.test_severity("ks", 0.02, 0.9) is Severity.OK
     assert policy.test_severity("ks", None, 0.9) is Severity.OK
-    assert policy.test_severity("psi", 0.001, 0.09) is Severity.OK
+    assert policy.test_severity("psi", 0.001, 0.003) is Severity.OK
     assert policy.test_severity("js", 0.0, 1.0) is Severity.OK  # reported only
     custom = DriftPolicy(thresholds={"js": EffectThresholds(warning=0.1)})
     assert custom.test_severity("js", 0.0, 0.2) is Severity.WARNING
@@ -132,3 +133,15 @@ def test_worst_ignores_insufficient_data() -> None:
     """The window severity is the worst drift severity; no data is not drift."""
     assert worst([Severity.INSUFFICIENT_DATA, Severity.WARNING]) is Severity.WARNING
     assert worst([Severity.INSUFFICIENT_DATA]) is Severity.OK
+
+
+def test_verdict_alpha_splits_alpha_among_tests_with_thresholds() -> None:
+    """Only tests that can raise a verdict take a share of alpha; none at all keeps alpha."""
+    assert (
+        verdict_alpha(0.01, [EffectThresholds(0.1, 0.2), EffectThresholds(critical=0.3)]) == 0.005
+    )
+    assert verdict_alpha(0.01, [EffectThresholds(0.1), EffectThresholds()]) == 0.01
+    assert verdict_alpha(0.01, []) == 0.01
+    policy = DriftPolicy()
+    assert policy.test_severity("ks", 0.007, 0.5) is Severity.CRITICAL
+    assert policy.test_severity("ks", 0.007, 0.5, level=0.005) is Severity.OK

@@ -16,7 +16,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from monitor.stats.binning import bin_counts, proportions, quantile_edges
-from monitor.stats.chi_square import chi_square
+from monitor.stats.chi_square import chi_square, chi_square_values
 from monitor.stats.jensen_shannon import jensen_shannon
 from monitor.stats.ks import ks, max_ecdf_gap
 from monitor.stats.l_infinity import l_infinity
@@ -138,6 +138,9 @@ def test_chi_square_equals_scipy_chisquare(seed: int) -> None:
     assert ours.statistic == pytest.approx(theirs.statistic, rel=1e-12)
     assert ours.p_value == pytest.approx(theirs.pvalue, rel=1e-9, abs=1e-300)
     assert ours.effect_size == pytest.approx(np.sqrt(theirs.statistic / counts.sum()))
+    # The vectorised statistic the calibrated null simulates is the same number.
+    vectorised = chi_square_values(reference_shares, [counts, counts])
+    assert vectorised == pytest.approx([theirs.statistic] * 2, rel=1e-12)
 
 
 def test_chi_square_without_unseen_values_uses_reference_shares_exactly() -> None:

@@ -36,6 +36,35 @@ def expected_shares(
     return counts[keep], shares / shares.sum()
 
 
+def chi_square_values(
+    reference_proportions: npt.ArrayLike,
+    current_counts: npt.ArrayLike,
+    epsilon: float = DEFAULT_EPSILON,
+) -> npt.NDArray[np.float64]:
+    """Chi-square statistics of one or many count vectors (rows) against reference shares.
+
+    Vectorised form of :func:`chi_square`'s statistic (the same bins
+    dropped, the same ``epsilon`` and renormalisation), used to simulate its
+    null distribution. The shares are one vector for all rows or one row
+    per row of counts. Rows with a zero total give ``nan``.
+
+    Examples
+    --------
+    >>> chi_square_values([0.5, 0.5, 0.0], [[50, 50, 0], [60, 40, 0], [50, 49, 1]]).round(2)
+    array([ 0.  ,  4.  , 98.04])
+    """
+    counts = np.atleast_2d(np.asarray(current_counts, dtype=np.float64))
+    ref = np.broadcast_to(np.asarray(reference_proportions, dtype=np.float64), counts.shape)
+    keep = (ref > 0) | (counts > 0)
+    shares = np.where(keep, np.where(ref == 0, epsilon, ref), 0.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = shares / shares.sum(axis=1, keepdims=True) * totals
+        terms = np.where(keep, (counts - expected) ** 2 / expected, 0.0)
+    result: npt.NDArray[np.float64] = np.where(totals[:, 0] > 0, terms.sum(axis=1), np.nan)
+    return result
+
+
 def chi_square(
     reference_proportions: npt.ArrayLike,
     current_counts: npt.ArrayLike,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -81,16 +81,52 @@ class EffectThresholds:
 
 
 #: Defaults, on each test's ``effect_size`` scale. For a normal mean shift
-#: of ``d`` standard deviations, PSI ~ d**2 and KS D ~ 0.4 d, so KS 0.1/0.2
-#: and chi-square w (~ sqrt(PSI)) 0.3/0.5 sit next to PSI 0.1/0.25.
+#: of ``d`` standard deviations, PSI ~ d**2 and KS D ~ 0.4 d. The warning
+#: floors are the practical floor: the effect of a shift of about 1/16 sd
+#: (KS 0.025, PSI 0.004), below which a difference is trivia however
+#: significant. A window only reaches them once it is large enough to
+#: resolve them at ``alpha``; below that the p-value is what binds, so the
+#: smallest effect flagged follows the window size (the README's Verdicts
+#: section; ``benchmarks/bench_detection.py`` measures it). Critical is
+#: for big shifts (KS 0.2, PSI 0.25: about half a standard deviation).
+#: Chi-square keeps w 0.3/0.5: its p-value takes the reference's shares
+#: as exact, so with a window much larger than the reference a lower floor
+#: would flag the reference's own sampling noise; categorical shifts are
+#: caught by PSI, whose null includes that noise.
 DEFAULT_THRESHOLDS: Mapping[str, EffectThresholds] = {
-    "ks": EffectThresholds(warning=0.1, critical=0.2),
-    "psi": EffectThresholds(warning=0.1, critical=0.25),
+    "ks": EffectThresholds(warning=0.025, critical=0.2),
+    "psi": EffectThresholds(warning=0.004, critical=0.25),
     "chi2": EffectThresholds(warning=0.3, critical=0.5),
     "js": EffectThresholds(),
     "linf": EffectThresholds(),
     "wasserstein": EffectThresholds(),
 }
+
+
+def verdict_alpha(alpha: float, thresholds: Iterable[EffectThresholds]) -> float:
+    """Significance level of each test of one feature: ``alpha`` split among its verdict tests.
+
+    A feature's verdict tests are those with a warning or a critical
+    threshold; the others are only reported and take no share.
+
+    Notes
+    -----
+    Each test's p-values form their own corrected family across features,
+    which bounds by ``alpha`` the chance that *that test* flags a healthy
+    window. A window is flagged when any test flags it, so with ``k``
+    verdict tests per feature (KS and PSI on numeric features, chi-square
+    and PSI on categorical ones by default) the union could reach
+    ``k * alpha``; comparing each test with ``alpha / k`` (Bonferroni across
+    the tests) bounds the whole window's false-alarm chance by ``alpha``.
+
+    Examples
+    --------
+    >>> verdict_alpha(0.01, [EffectThresholds(0.1, 0.2), EffectThresholds(0.1), EffectThresholds()])
+    0.005
+    """
+    k = sum(1 for t in thresholds if t.warning is not None or t.critical is not None)
+    return alpha / max(k, 1)
+
 
 NUMERIC_TESTS = ("ks", "psi", "wasserstein")
 CATEGORICAL_TESTS = ("chi2", "psi", "js", "linf")
@@ -134,7 +170,7 @@ class DriftPolicy:
     numeric_tests: tuple[str, ...] = NUMERIC_TESTS
     categorical_tests: tuple[str, ...] = CATEGORICAL_TESTS
     epsilon: float = 1e-4
-    null_resamples: int = 10_000
+    null_resamples: int = 20_000
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -148,20 +184,29 @@ class DriftPolicy:
         if unknown:
             raise ValueError(f"unknown tests: {', '.join(sorted(unknown))}")
 
-    def test_severity(self, test: str, adjusted_p: float | None, effect_size: float) -> Severity:
+    def test_severity(
+        self,
+        test: str,
+        adjusted_p: float | None,
+        effect_size: float,
+        level: float | None = None,
+    ) -> Severity:
         """Severity raised by one test: significant and a large enough effect.
+
+        ``level`` is the significance level the adjusted p-value must beat
+        (default ``alpha``; the comparator passes :func:`verdict_alpha`).
 
         Examples
         --------
         >>> policy = DriftPolicy()
         >>> policy.test_severity("psi", 1e-4, 0.3).value
         'critical'
-        >>> policy.test_severity("psi", 1e-4, 0.05).value  # significant but tiny
+        >>> policy.test_severity("psi", 1e-4, 0.002).value  # significant but tiny
         'ok'
         >>> policy.test_severity("psi", 0.2, 0.3).value  # large but noise
         'ok'
         """
-        if adjusted_p is None or not adjusted_p < self.alpha:
+        if adjusted_p is None or not adjusted_p < (self.alpha if level is None else level):
             return Severity.OK
         limits = self.thresholds.get(test, EffectThresholds())
         if limits.critical is not None and effect_size >= limits.critical:
