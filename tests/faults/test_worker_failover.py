@@ -119,8 +119,12 @@ def test_a_worker_killed_mid_window_is_replaced_without_loss_or_repeats(
             for model in DEMO_MODELS
             for feature in simulator.drifted_features(model)
         }
+        flagged = {(r["model"], f) for r in results.values() for f in r["drifted_features"]}
         fired = {(t["model"], t["feature"]) for t in by_key.values() if t["status"] == "firing"}
-        assert fired == drifted
+        # the injected drifts are found, and exactly what the undisturbed run
+        # flags fired: with BH, a drifted window may also flag a bystander
+        assert drifted <= flagged
+        assert fired == flagged
 
         delivered = Counter(slack_key(r) for r in slack.requests)
         print(
