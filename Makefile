@@ -9,7 +9,7 @@ UV ?= $(shell command -v uv >/dev/null 2>&1 && echo uv || echo "python3 -m uv")
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv==0.13.9
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 demo: setup
 	$(UV) run --frozen driftstream demo

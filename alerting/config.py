@@ -11,8 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from alerting.book import check_link_template
 from alerting.rules import AnyRule, default_rules
 from alerting.secrets import SecretSource
-from alerting.slack import SlackSinkConfig
-from alerting.webhooks import WebhookSinkConfig
+from alerting.sink_config import SlackSinkConfig, WebhookSinkConfig
 from monitor.config_types import Duration, Section
 
 #: Sink names the worker uses itself.

@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import SimpleNamespace
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
-from pydantic import Field, model_validator
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -54,10 +53,11 @@ from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
-from alerting.secrets import SecretSource, read_secret
-from alerting.sink import DEFAULT_DELIVERY_TIMEOUT, DeliveryFailedError, RetryPolicy, wanted
-from monitor.config_types import Duration, Section, format_duration
-from schemas.alerts import AlertEvent, AlertStatus, FeatureBreach, TestScore
+from alerting.secrets import read_secret
+from alerting.sink import DeliveryFailedError, RetryPolicy, wanted
+from alerting.sink_config import SlackSinkConfig
+from monitor.config_types import format_duration
+from schemas.alerts import AlertEvent, FeatureBreach, TestScore
 from schemas.outputs import WindowBounds
 
 #: Slack's length limits, in characters, of the text objects used here.
@@ -79,104 +79,6 @@ SECONDS_KINDS = frozenset({"no_events", "stalled_windows"})
 # their logger's own level is DEBUG or unset; this logger's level keeps them quiet.
 _SDK_LOGGER = logging.getLogger(f"{__name__}.sdk")
 _SDK_LOGGER.setLevel(logging.INFO)
-
-
-class SlackSinkConfig(Section):
-    """A Slack sink: an incoming webhook, or a bot token posting to a channel.
-
-    Examples
-    --------
-    >>> config = SlackSinkConfig(webhook_url={"env": "SLACK_WEBHOOK_URL"})
-    >>> config.statuses, config.max_attempts
-    (('firing', 'resolved'), 5)
-    """
-
-    name: str = Field(
-        default="slack",
-        min_length=1,
-        description="Unique among sinks; names the sink in metrics and dead letters.",
-    )
-    webhook_url: SecretSource | None = Field(
-        default=None,
-        description=(
-            "Where to read an incoming-webhook URL (a secret: its path authorises "
-            "posting). Set this, or token and channel."
-        ),
-    )
-    token: SecretSource | None = Field(
-        default=None,
-        description="Where to read a bot token (xoxb-…) for chat.postMessage; needs channel.",
-    )
-    channel: str | None = Field(
-        default=None,
-        min_length=1,
-        description="With token: the channel ID or name to post to.",
-    )
-    base_url: str | None = Field(
-        default=None,
-        description=(
-            "With token: the Slack Web API base URL (null: slack-sdk's, https://slack.com/api/)."
-        ),
-    )
-    statuses: tuple[AlertStatus, ...] = Field(
-        default=("firing", "resolved"),
-        min_length=1,
-        description="Alert statuses to post (pending, firing, resolved).",
-    )
-    rules: tuple[str, ...] | None = Field(
-        default=None,
-        min_length=1,
-        description="Names of the alert rules to post; null: every rule.",
-    )
-    timeout: Duration = Field(
-        default=timedelta(seconds=10),
-        gt=timedelta(0),
-        description="Limit on each attempt, from connecting to reading the answer.",
-    )
-    max_attempts: int = Field(
-        default=5, ge=1, description="Attempts in one delivery round (see delivery_timeout)."
-    )
-    backoff: Duration = Field(
-        default=timedelta(seconds=0.5),
-        ge=timedelta(0),
-        description=(
-            "Wait before the first retry after a server or connection error; doubles per "
-            "retry, plus up to 1 s of jitter (slack-sdk's backoff). A 429 waits its Retry-After."
-        ),
-    )
-    backoff_max: Duration = Field(
-        default=timedelta(seconds=60),
-        gt=timedelta(0),
-        description="Longest wait between delivery rounds (they start 1 s apart and double).",
-    )
-    delivery_timeout: Duration = Field(
-        default=DEFAULT_DELIVERY_TIMEOUT,
-        ge=timedelta(0),
-        description=(
-            "Failed rounds are retried until the transition is this old; then it goes to "
-            "the alert dead letters. 0: after one round."
-        ),
-    )
-    max_features: int = Field(
-        default=10, ge=1, description="Most drifted features listed in a message's table."
-    )
-
-    @model_validator(mode="after")
-    def one_way_to_post(self) -> Self:
-        """``webhook_url``, or ``token`` with ``channel``; ``base_url`` only with ``token``."""
-        either = "set webhook_url (incoming webhook) or token and channel (chat.postMessage)"
-        if self.webhook_url is not None and self.token is not None:
-            raise ValueError(f"{either}, not both")
-        if self.webhook_url is None and self.token is None:
-            raise ValueError(either)
-        if self.token is not None and self.channel is None:
-            raise ValueError("token needs channel: the channel chat.postMessage posts to")
-        if self.webhook_url is not None and (self.channel or self.base_url) is not None:
-            raise ValueError(
-                "channel and base_url apply only with token; "
-                "an incoming webhook posts to the channel it was created for"
-            )
-        return self
 
 
 def slack_message(event: AlertEvent, max_features: int) -> tuple[str, list[dict[str, Any]]]:

@@ -43,19 +43,22 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Literal, NamedTuple, Self
+from typing import NamedTuple
 from urllib.parse import quote
 
 import httpx
 import orjson
-from pydantic import Field, field_validator, model_validator
 
-from alerting.secrets import SecretSource, read_secret
-from alerting.sink import DEFAULT_DELIVERY_TIMEOUT, DeliveryFailedError, RetryPolicy, wanted
-from monitor.config_types import Duration, Section
-from schemas.alerts import AlertEvent, AlertStatus
+from alerting.secrets import read_secret
+from alerting.sink import DeliveryFailedError, RetryPolicy, wanted
+from alerting.sink_config import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookSinkConfig,
+)
+from schemas.alerts import AlertEvent
 
 logger = logging.getLogger("driftstream.alerting")
 # httpx logs every request's full URL at INFO (httpcore its details at DEBUG);
@@ -63,157 +66,8 @@ logger = logging.getLogger("driftstream.alerting")
 for _name in ("httpx", "httpcore"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
-TIMESTAMP_HEADER = "X-Driftstream-Timestamp"
-SIGNATURE_HEADER = "X-Driftstream-Signature"
 USER_AGENT = "driftstream"
-GITHUB_API = "https://api.github.com"
 GITHUB_API_VERSION = "2022-11-28"
-
-Preset = Literal["generic", "airflow", "github"]
-
-#: Fields that only some presets read; setting one for another preset is a
-#: mistake worth reporting (the preset is probably wrong).
-PRESET_FIELDS: dict[Preset, frozenset[str]] = {
-    "generic": frozenset(),
-    "airflow": frozenset({"dag_id", "airflow_api", "username", "password", "token"}),
-    "github": frozenset({"repository", "event_type", "token"}),
-}
-
-
-class WebhookSinkConfig(Section):
-    """One webhook sink: where alert transitions are POSTed, which ones, and how."""
-
-    name: str = Field(
-        min_length=1, description="Unique among sinks; names the sink in metrics and dead letters."
-    )
-    preset: Preset = Field(
-        default="generic",
-        description=(
-            "generic: POST the alert to `url`, signed; airflow: trigger a DAG run through "
-            "the Airflow REST API; github: send a repository_dispatch event."
-        ),
-    )
-    url: str = Field(
-        default=GITHUB_API,
-        description=(
-            "generic: the endpoint (required); airflow: the webserver's base URL such as "
-            "http://airflow:8080 (required); github: the API base URL."
-        ),
-    )
-    secret: SecretSource | None = Field(
-        default=None,
-        description=(
-            "HMAC-SHA256 key signing every request (X-Driftstream-Signature); required by "
-            "the generic preset."
-        ),
-    )
-    statuses: tuple[AlertStatus, ...] = Field(
-        default=("firing",),
-        min_length=1,
-        description="Alert statuses to deliver (pending, firing, resolved).",
-    )
-    rules: tuple[str, ...] | None = Field(
-        default=None, description="Names of the alert rules to deliver; null: every rule."
-    )
-    timeout: Duration = Field(
-        default=timedelta(seconds=10),
-        description="Limit on each network operation (connect, send, wait for the reply).",
-    )
-    max_attempts: int = Field(
-        default=5, ge=1, description="Attempts in one delivery round (see delivery_timeout)."
-    )
-    backoff_initial: Duration = Field(
-        default=timedelta(seconds=1),
-        description="Cap of the random wait after the first failed attempt; doubles per attempt.",
-    )
-    backoff_max: Duration = Field(
-        default=timedelta(seconds=60),
-        description="Longest wait between attempts, including a receiver's Retry-After.",
-    )
-    delivery_timeout: Duration = Field(
-        default=DEFAULT_DELIVERY_TIMEOUT,
-        ge=timedelta(0),
-        description=(
-            "Failed rounds are retried (backoff as between attempts) until the transition "
-            "is this old; then it goes to the alert dead letters. 0: after one round."
-        ),
-    )
-    dag_id: str | None = Field(default=None, description="airflow: the DAG to trigger.")
-    airflow_api: Literal["v1", "v2"] = Field(
-        default="v1", description="airflow: REST API version (v1: Airflow 2, v2: Airflow 3)."
-    )
-    username: str | None = Field(
-        default=None, description="airflow: user for basic authentication (with `password`)."
-    )
-    password: SecretSource | None = Field(
-        default=None, description="airflow: password for basic authentication."
-    )
-    token: SecretSource | None = Field(
-        default=None,
-        description=(
-            "airflow: bearer token (instead of username and password); github: a token "
-            "allowed to write the repository's contents."
-        ),
-    )
-    repository: str | None = Field(
-        default=None,
-        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
-        description="github: the repository receiving the dispatch, as owner/repo.",
-    )
-    event_type: str = Field(
-        default="driftstream-alert",
-        min_length=1,
-        max_length=100,
-        description="github: the dispatch's event_type, which workflows filter on.",
-    )
-
-    @field_validator("url")
-    @classmethod
-    def http_url(cls, url: str) -> str:
-        """An absolute http(s) URL with a host."""
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-            # The URL may carry a token, so it is not repeated in the message.
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return url
-
-    @model_validator(mode="after")
-    def preset_settings(self) -> Self:
-        """Each preset's required settings are present and other presets' are absent."""
-        own = PRESET_FIELDS[self.preset]
-        foreign = sorted(
-            name
-            for preset, fields in PRESET_FIELDS.items()
-            if preset != self.preset
-            for name in fields - own
-            if name in self.model_fields_set
-        )
-        if foreign:
-            raise ValueError(f"{', '.join(foreign)}: not used by the {self.preset} preset")
-        if self.preset != "github" and "url" not in self.model_fields_set:
-            raise ValueError(f"url: required by the {self.preset} preset")
-        if self.preset == "generic" and self.secret is None:
-            raise ValueError(
-                "secret: required by the generic preset; receivers check the "
-                f"{SIGNATURE_HEADER} header with it to reject forged alerts"
-            )
-        if self.preset == "airflow":
-            self._check_airflow()
-        if self.preset == "github" and (self.repository is None or self.token is None):
-            raise ValueError("repository and token: both required by the github preset")
-        return self
-
-    def _check_airflow(self) -> None:
-        if self.dag_id is None:
-            raise ValueError("dag_id: required by the airflow preset")
-        basic = self.username is not None or self.password is not None
-        if basic and (self.username is None or self.password is None):
-            raise ValueError("username and password: set both for basic authentication")
-        if basic == (self.token is not None):
-            raise ValueError("airflow authentication: set username and password, or token")
 
 
 class PresetRequest(NamedTuple):

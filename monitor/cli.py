@@ -1,4 +1,10 @@
-"""The ``driftstream`` command line."""
+"""The ``driftstream`` command line.
+
+Commands that talk to Kafka import their client modules (kafka-python,
+Faust, aiokafka, the alert sinks' HTTP clients) inside the command, so
+``--help`` and the offline commands (``compare``, ``report``, ``reference
+build``, ``check-config``, ``init``) start without loading them.
+"""
 
 from __future__ import annotations
 
@@ -34,12 +40,15 @@ from monitor.broker import (
 )
 from monitor.catalog import profile_id
 from monitor.comparison import Comparator, Comparison, FeatureComparison
-from monitor.config import DriftstreamConfig, ModelDefaults, load_config, model_profile
-from monitor.demo import DemoSettings, run_demo
-from monitor.demo import simulate as simulate_traffic
+from monitor.config import (
+    DriftstreamConfig,
+    ModelDefaults,
+    TailTopic,
+    load_config,
+    model_profile,
+)
 from monitor.errors import DriftstreamError
 from monitor.evidently_report import frame_from_profile, write_evidently_report
-from monitor.publishing import Destination, publish_reference, read_events, send_messages
 from monitor.reference import (
     DEFAULT_MAX_CATEGORIES,
     DEFAULT_N_BINS,
@@ -52,11 +61,8 @@ from monitor.stats.decision import Correction, DriftPolicy, Severity
 from monitor.stats.performance import Task
 from monitor.stats.result import finite_or_none
 from monitor.tables import read_table
-from monitor.tailing import TailTopic, of_model, printed_form, tail_topic
-from monitor.topics import ensure_topics, topic_specs
 from monitor.values import FeatureKind
 from monitor.windows import WindowState
-from monitor.worker import endpoint_tokens, run_worker
 
 app = typer.Typer(
     help="driftstream: drift monitoring for machine-learning models.",
@@ -253,7 +259,7 @@ def check_config(
     Prints the effective configuration.
     """
     config = load_config(file)
-    check_secrets(config)
+    config.check_secrets()
     config.load_references()
     typer.echo(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), nl=False)
 
@@ -325,15 +331,6 @@ def yaml_scalar(text: str) -> str:
     return text if plain else json.dumps(text)
 
 
-def check_secrets(config: DriftstreamConfig) -> None:
-    """Fail now, naming the field, if an endpoint token or a sink secret cannot be read."""
-    endpoint_tokens(config)
-    try:
-        config.alerting.check_secrets()
-    except ValueError as error:
-        raise DriftstreamError(str(error)) from None
-
-
 @app.command()
 @clear_errors
 def run(
@@ -343,8 +340,11 @@ def run(
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Run a worker; with no broker configured, start the embedded one first."""
+    from monitor.topics import ensure_topics
+    from monitor.worker import run_worker
+
     settings = load_config(config)
-    check_secrets(settings)
+    settings.check_secrets()
     # read before anything starts, so a bad file fails before a broker or a client
     references = settings.load_references()
     with broker_for(settings.broker, announce) as bootstrap:
@@ -366,6 +366,8 @@ def demo(
     live: Annotated[bool, typer.Option(help="Live table (--no-live: one line per window).")] = True,
 ) -> None:
     """Broker, worker and a simulated serving service that drifts: watch it live."""
+    from monitor.demo import DemoSettings, run_demo
+
     console = Console()
     board = run_demo(
         DemoSettings(
@@ -433,6 +435,9 @@ def simulate(
     ] = False,
 ) -> None:
     """Only the demo's simulated serving service, against a running Kafka, until stopped."""
+    from monitor.demo import DemoSettings
+    from monitor.demo import simulate as simulate_traffic
+
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     simulate_traffic(
@@ -450,6 +455,8 @@ def simulate(
 @clear_errors
 def topics_create(config: ConfigOption = None, bootstrap: BootstrapOption = None) -> None:
     """Create the configured topics that do not exist yet (as `run` does), then exit."""
+    from monitor.topics import ensure_topics, topic_specs
+
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     ensure_topics(servers, settings.topics, settings.broker.client_options())
@@ -482,6 +489,8 @@ def broker_command(
     ] = MEMORY_STORAGE,
 ) -> None:
     """Run the embedded development broker (Tansu; memory storage by default) until Ctrl-C."""
+    from monitor.topics import ensure_topics, topic_specs
+
     storage = check_storage(storage, "--storage")
     settings = load_config(config) if config is not None else None
     if port and not port_is_free(port, host):
@@ -538,6 +547,8 @@ def publish(
     timeout: Annotated[float, typer.Option(help="Seconds to reach the broker and deliver.")] = 30.0,
 ) -> None:
     """Validate every event of a file, then send them to the predictions and labels topics."""
+    from monitor.publishing import Destination, read_events, send_messages
+
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     plan = read_events(file, settings.limits.event_limits())
@@ -610,6 +621,8 @@ def tail(
     it stops once caught up with every partition; exit status 1 if that
     does not happen within the timeout.
     """
+    from monitor.tailing import of_model, printed_form, tail_topic
+
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     topic: str = getattr(settings.topics, which.value)
@@ -661,6 +674,8 @@ def reference_publish(
     timeout: Annotated[float, typer.Option(help="Seconds to reach the broker and deliver.")] = 30.0,
 ) -> None:
     """Publish a reference profile to the references topic, where workers pick it up."""
+    from monitor.publishing import publish_reference
+
     settings = load_config(config)
     servers = broker_address(settings, bootstrap)
     if profile.is_file() and not is_profile_file(profile):

@@ -383,6 +383,16 @@ class ModelConfig(Section):
     bootstrap_reference_events: Annotated[int, Field(ge=0)] | None = None
 
 
+class TailTopic(StrEnum):
+    """The output topics ``driftstream tail`` reads, named as in ``topics``."""
+
+    RESULTS = "results"
+    DEADLETTER = "deadletter"
+    REFERENCES = "references"
+    ALERTS = "alerts"
+    ALERT_DEADLETTER = "alert_deadletter"
+
+
 class DriftstreamConfig(BaseSettings):
     """The whole configuration (``driftstream.yaml`` plus ``DRIFTSTREAM_*``)."""
 
@@ -423,6 +433,22 @@ class DriftstreamConfig(BaseSettings):
         drift = self._model(model).drift or self.defaults.drift
         return drift.policy(self.window_for(model).min_samples)
 
+    def check_secrets(self) -> None:
+        """Read every configured secret now, so a missing one fails at start-up.
+
+        Raises
+        ------
+        DriftstreamError
+            Naming the field (``metrics.token: ...``, ``alerting.slack.0.token:
+            ...``) and where the secret was looked for, never its value.
+        """
+        endpoint_token("worker.web_token", self.worker.web_token)
+        endpoint_token("metrics.token", self.metrics.token)
+        try:
+            self.alerting.check_secrets()
+        except ValueError as error:
+            raise DriftstreamError(str(error)) from None
+
     def load_references(self) -> dict[str, ReferenceProfile]:
         """Read every ``models.NAME.reference`` file, by model.
 
@@ -453,6 +479,29 @@ class DriftstreamConfig(BaseSettings):
 
     def _model(self, model: str) -> ModelConfig:
         return self.models.get(model) or ModelConfig()
+
+
+def endpoint_token(field: str, source: SecretSource | None) -> str | None:
+    """The bearer token an endpoint requires (``None``: none configured), read now.
+
+    Raises
+    ------
+    DriftstreamError
+        ``"{field}: ..."``, naming where the token was looked for, never its value.
+
+    Examples
+    --------
+    >>> endpoint_token("metrics.token", SecretSource(env="DOC_UNSET"))
+    Traceback (most recent call last):
+    ...
+    monitor.errors.DriftstreamError: metrics.token: environment variable DOC_UNSET is unset or empty
+    """
+    if source is None:
+        return None
+    try:
+        return source.read().get_secret_value()
+    except ValueError as error:
+        raise DriftstreamError(f"{field}: {error}") from None
 
 
 def model_profile(path: Path, model: str) -> ReferenceProfile:

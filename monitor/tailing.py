@@ -18,12 +18,12 @@ import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
+from monitor.config import TailTopic
 from monitor.errors import DriftstreamError
 from monitor.reference import ReferenceProfile
 from monitor.topics import broker_errors
@@ -34,16 +34,6 @@ CONNECT_TIMEOUT = 30.0
 #: Longest wait of one fetch: how soon an empty partition reports its high-water mark.
 FETCH_WAIT_MS = 100
 POLL_MS = 200
-
-
-class TailTopic(StrEnum):
-    """The topics ``driftstream tail`` reads."""
-
-    RESULTS = "results"
-    DEADLETTER = "deadletter"
-    REFERENCES = "references"
-    ALERTS = "alerts"
-    ALERT_DEADLETTER = "alert_deadletter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,12 +49,11 @@ from faust.web import Request, Response, View
 
 from alerting.audit import AuditLogSink, DriftLogSink
 from alerting.dispatch import Delivery, Dispatcher
-from alerting.secrets import SecretSource
 from alerting.sink import Sink
 from alerting.slack import SlackSink
 from alerting.webhooks import WebhookSink
 from monitor.catalog import ReferenceCatalog
-from monitor.config import DriftstreamConfig
+from monitor.config import DriftstreamConfig, endpoint_token
 from monitor.errors import DriftstreamError, ProfileFormatError
 from monitor.evidently_report import frame_from_profile, frame_from_window, write_evidently_report
 from monitor.metrics import UNAUTHORIZED_BODY, DriftMetrics, bearer_authorized, challenge
@@ -838,35 +837,6 @@ def bearer_middleware(token: str) -> Any:
         )
 
     return require_token
-
-
-def endpoint_token(field: str, source: SecretSource | None) -> str | None:
-    """The bearer token an endpoint requires (``None``: none configured), read now.
-
-    Raises
-    ------
-    DriftstreamError
-        ``"{field}: ..."``, naming where the token was looked for, never its value.
-
-    Examples
-    --------
-    >>> endpoint_token("metrics.token", SecretSource(env="DOC_UNSET"))
-    Traceback (most recent call last):
-    ...
-    monitor.errors.DriftstreamError: metrics.token: environment variable DOC_UNSET is unset or empty
-    """
-    if source is None:
-        return None
-    try:
-        return source.read().get_secret_value()
-    except ValueError as error:
-        raise DriftstreamError(f"{field}: {error}") from None
-
-
-def endpoint_tokens(config: DriftstreamConfig) -> None:
-    """Read ``worker.web_token`` and ``metrics.token``, so a missing one fails at start-up."""
-    endpoint_token("worker.web_token", config.worker.web_token)
-    endpoint_token("metrics.token", config.metrics.token)
 
 
 def external_sinks(config: DriftstreamConfig) -> list[Sink]:

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from alerting.dispatch import Delivery, Dispatcher
-from alerting.webhooks import WebhookSink, WebhookSinkConfig
+from alerting.sink_config import WebhookSinkConfig
+from alerting.webhooks import WebhookSink
 from schemas.alerts import AlertDeadLetter, AlertEvent
 from tests.console import run
 from tests.http_recorder import Reply, recording_server

@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
 from monitor.broker import free_port
-from monitor.config import DriftstreamConfig, TopicsConfig, load_config
+from monitor.config import DriftstreamConfig, TailTopic, TopicsConfig, load_config
 from monitor.errors import DriftstreamError
 from monitor.publishing import (
     Destination,
@@ -43,7 +43,7 @@ from monitor.publishing import (
     timestamp_value,
 )
 from monitor.reference import NumericProfile, ReferenceProfile
-from monitor.tailing import TailTopic, record_document
+from monitor.tailing import record_document
 from monitor.topics import TOPIC_ROLES, ensure_topics, existing_topics, topic_specs
 from schemas.decoding import EventLimits, decode_label, decode_prediction
 from schemas.events import LabelEvent, PredictionBatch, PredictionEvent

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from monitor.cli import app
-from monitor.tailing import TailTopic
+from monitor.config import TailTopic
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

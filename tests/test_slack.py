@@ -11,12 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.sink import DeliveryFailedError, Sink
+from alerting.sink_config import SlackSinkConfig
 from alerting.slack import (
     FIELD_LIMIT,
     HEADER_LIMIT,
     SECTION_LIMIT,
     SlackSink,
-    SlackSinkConfig,
     slack_message,
 )
 from schemas.alerts import AlertEvent

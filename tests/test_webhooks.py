@@ -17,9 +17,9 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.sink import DeliveryFailedError
+from alerting.sink_config import WebhookSinkConfig
 from alerting.webhooks import (
     WebhookSink,
-    WebhookSinkConfig,
     build_request,
     sign,
     verify_signature,
@@ -316,9 +316,12 @@ def test_config_validation(settings: dict[str, Any], field: str) -> None:
         make_config("https://hooks.example.com/retrain", **settings)
 
 
-def test_url_must_be_http() -> None:
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/drop", "http:///no-host", "hooks.example.com/x", "http://[::1/x"]
+)
+def test_url_must_be_http(url: str) -> None:
     with pytest.raises(ValidationError, match=r"(?s)url.*absolute http"):
-        make_config("ftp://example.com/drop")
+        make_config(url)
 
 
 def test_url_is_required_except_for_github() -> None:
