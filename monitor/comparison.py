@@ -32,7 +32,7 @@ from monitor.stats.null import BinnedStatistic, NullDistribution
 from monitor.stats.psi import psi, psi_values
 from monitor.stats.quality import RateResult, rate_increase
 from monitor.stats.result import TestResult, finite_or_none
-from monitor.stats.wasserstein import wasserstein
+from monitor.stats.wasserstein import WassersteinReference
 from monitor.values import FeatureKind
 from monitor.windows import CategoricalWindow, NumericWindow, WindowState
 
@@ -161,6 +161,8 @@ class Comparator:
         self.policy = policy or DriftPolicy()
         # Keyed by what the draws depend on, so features with equal shares share them.
         self._nulls: dict[tuple[tuple[str, ...], bytes, int], NullDistribution] = {}
+        # The reference side of Wasserstein, sorted and summed once per feature.
+        self._wasserstein: dict[str, WassersteinReference] = {}
 
     def compare(
         self,
@@ -264,8 +266,8 @@ class Comparator:
             if "psi" in wanted:
                 tests["psi"] = psi(feature.proportions, state.counts, feature.n, epsilon)
             if "wasserstein" in wanted:
-                tests["wasserstein"] = wasserstein(
-                    feature.sample, state.reservoir.values, feature.std
+                tests["wasserstein"] = self._wasserstein_reference(name, feature).distance(
+                    state.reservoir.values
                 )
             quality["out_of_range"] = rate_increase(
                 "out_of_range", state.n_out_of_range, n, 0.0, epsilon
@@ -290,6 +292,13 @@ class Comparator:
             if test in tests and n > 0:
                 tests[test] = self._calibrated(name, test, feature.proportions, tests[test], n)
         return tests, quality
+
+    def _wasserstein_reference(self, name: str, feature: NumericProfile) -> WassersteinReference:
+        prepared = self._wasserstein.get(name)
+        if prepared is None:
+            prepared = WassersteinReference(feature.sample, feature.std)
+            self._wasserstein[name] = prepared
+        return prepared
 
     def _calibrated(
         self, name: str, test: str, shares: np.ndarray[Any, Any], result: TestResult, n: int

@@ -22,7 +22,7 @@ from monitor.stats.ks import ks, max_ecdf_gap
 from monitor.stats.l_infinity import l_infinity
 from monitor.stats.psi import psi
 from monitor.stats.quality import rate_increase
-from monitor.stats.wasserstein import wasserstein
+from monitor.stats.wasserstein import WassersteinReference, wasserstein
 
 TIE_VALUES = [-np.inf, -1.0, 0.0, 0.5, 1.0, 2.0, np.inf]
 SIZES = [(30, 40), (500, 200), (5000, 2000), (10_000, 10_000), (20_000, 3000), (50_000, 50_000)]
@@ -170,6 +170,31 @@ def test_js_linf_wasserstein_equal_their_definitions(seed: int) -> None:
     expected = stats.wasserstein_distance(reference, current)
     assert result.statistic == pytest.approx(expected, rel=1e-12)
     assert result.effect_size == pytest.approx(expected / reference.std(), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize(
+    ("n_ref", "n_cur"), [(1, 1), (1, 50), (50, 1), (800, 300), (100_000, 1000), (3000, 20_000)]
+)
+def test_prepared_wasserstein_equals_scipy(seed: int, n_ref: int, n_cur: int) -> None:
+    """One prepared reference, many windows: each equals scipy's, ties, offsets and all."""
+    rng = np.random.default_rng(seed)
+    loc = [0.0, 1e3, -5e4][seed % 3]
+    reference = rng.normal(loc, 2.0, size=n_ref)
+    if seed % 2:  # few distinct values: long runs of ties on both sides
+        reference = np.round(reference)
+    reference[rng.random(n_ref) < 0.01] = np.nan
+    prepared = WassersteinReference(reference, float(np.nanstd(reference)))
+    finite = reference[np.isfinite(reference)]
+    for shift, scale in [(0.0, 1.0), (0.05, 1.0), (3.0, 0.5), (-1.0, 3.0)]:
+        current = rng.normal(loc + shift, 2.0 * scale, size=n_cur)
+        if seed % 2:
+            current = np.round(current)
+        current = np.append(current, [np.inf, -np.inf, np.nan])
+        expected = stats.wasserstein_distance(finite, current[np.isfinite(current)])
+        result = prepared.distance(current)
+        assert result.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
+        assert (result.n_reference, result.n_current) == (finite.size, n_cur)
 
 
 def test_psi_matches_its_documented_formula() -> None:

@@ -89,6 +89,8 @@ class NullDistribution:
         self.seed = seed
         self.cache_size = cache_size
         self._draws: OrderedDict[int, dict[str, FloatArray]] = OrderedDict()
+        # Every window of one size asks for the same quantile: computed once.
+        self._thresholds: dict[tuple[str, int, float], float] = {}
 
     def draws(self, statistic: str, n: int) -> FloatArray:
         """Sorted simulated values of ``statistic`` for windows of ``n`` values."""
@@ -97,14 +99,20 @@ class NullDistribution:
             cached = self._simulate(n)
             self._draws[n] = cached
             if len(self._draws) > self.cache_size:
-                self._draws.popitem(last=False)
+                evicted, _ = self._draws.popitem(last=False)
+                self._thresholds = {k: v for k, v in self._thresholds.items() if k[1] != evicted}
         else:
             self._draws.move_to_end(n)
         return cached[statistic]
 
     def threshold(self, statistic: str, n: int, alpha: float) -> float:
         """The ``(1 - alpha)`` quantile of ``statistic`` at window size ``n``."""
-        return float(np.quantile(self.draws(statistic, n), 1.0 - alpha))
+        key = (statistic, n, alpha)
+        threshold = self._thresholds.get(key)
+        if threshold is None:
+            threshold = float(np.quantile(self.draws(statistic, n), 1.0 - alpha))
+            self._thresholds[key] = threshold
+        return threshold
 
     def p_value(self, statistic: str, observed: float, n: int) -> float:
         """Monte Carlo p-value of an ``observed`` value at window size ``n``."""
