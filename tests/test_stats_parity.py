@@ -16,7 +16,7 @@ from scipy import stats
 from scipy.spatial import distance
 
 from monitor.stats.binning import bin_counts, proportions, quantile_edges
-from monitor.stats.chi_square import chi_square, chi_square_values
+from monitor.stats.chi_square import chi_square, chi_square_values, expected_shares
 from monitor.stats.jensen_shannon import jensen_shannon
 from monitor.stats.ks import ks, max_ecdf_gap
 from monitor.stats.l_infinity import l_infinity
@@ -195,6 +195,23 @@ def test_prepared_wasserstein_equals_scipy(seed: int, n_ref: int, n_cur: int) ->
         result = prepared.distance(current)
         assert result.statistic == pytest.approx(expected, rel=1e-12, abs=1e-300)
         assert (result.n_reference, result.n_current) == (finite.size, n_cur)
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_chi_square_is_bit_identical_to_scipy_chisquare(seed: int) -> None:
+    """Statistic and p-value are scipy.stats.chisquare's own, to the last bit."""
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        k = int(rng.integers(2, 30))
+        shares = rng.dirichlet(np.ones(k))
+        shares[rng.random(k) < 0.1] = 0.0
+        counts = rng.multinomial(int(rng.integers(1, 5000)), rng.dirichlet(np.ones(k)))
+        observed, expected = expected_shares(shares / shares.sum(), counts)
+        if observed.size < 2:
+            continue
+        theirs = stats.chisquare(observed, expected * observed.sum())
+        ours = chi_square(shares / shares.sum(), counts, 1000)
+        assert (ours.statistic, ours.p_value) == (theirs.statistic, theirs.pvalue)
 
 
 def test_psi_matches_its_documented_formula() -> None:

@@ -97,10 +97,11 @@ def max_ecdf_gap(a_sorted: npt.NDArray[np.float64], b_sorted: npt.NDArray[np.flo
     before ``v_{j+1}``, at the last value of ``a`` below it. Hence
     ``D = max(max_j(before_j), -min_j(at_j))`` with
     ``at_j = #{a <= v_j}/n_a - #{b <= v_j}/n_b`` and
-    ``before_j = #{a < v_j}/n_a - #{b < v_j}/n_b``: two searches of ``b``'s
-    distinct values in ``a`` instead of scipy's two searches of all pooled
-    values. Every candidate is a gap scipy also evaluates, from the same two
-    counts divided the same way, so ``D`` is bit-identical to
+    ``before_j = #{a < v_j}/n_a - #{b < v_j}/n_b``: one search of ``b``'s
+    distinct values in ``a`` (a second one only for the values ``a`` also
+    holds) instead of scipy's two searches of all pooled values. Every
+    candidate is a gap scipy also evaluates, from the same two counts
+    divided the same way, so ``D`` is bit-identical to
     ``scipy.stats.ks_2samp``'s (asymptotic mode; its exact mode rounds ``D``
     to a multiple of ``1/lcm(n_a, n_b)``). Swapping the samples negates every
     gap exactly, which leaves ``D`` unchanged.
@@ -117,7 +118,13 @@ def max_ecdf_gap(a_sorted: npt.NDArray[np.float64], b_sorted: npt.NDArray[np.flo
     distinct = b_sorted[last]
     b_through = (last + 1) / n_b
     b_before = np.concatenate([[0.0], b_through[:-1]])
-    at = np.searchsorted(a_sorted, distinct, side="right") / n_a - b_through
-    before = np.searchsorted(a_sorted, distinct, side="left") / n_a - b_before
+    through = np.searchsorted(a_sorted, distinct, side="right")
+    # #{a < v} = #{a <= v} unless v itself is in a: search again only for those.
+    below = through.copy()
+    tied = np.flatnonzero(a_sorted[np.maximum(through - 1, 0)] == distinct)
+    tied = tied[through[tied] > 0]
+    below[tied] = np.searchsorted(a_sorted, distinct[tied], side="left")
+    at = through / n_a - b_through
+    before = below / n_a - b_before
     highest = max(at.max(), before.max())
     return float(max(np.clip(-at.min(), 0, 1), highest))

@@ -79,5 +79,8 @@ def rate_increase(
         return RateResult(name, 0, 0, nan, reference_rate, nan, nan)
     rate = count / n
     baseline = min(max(reference_rate, epsilon), 1.0)
-    p_value = float(stats.binomtest(count, n, baseline, alternative="greater").pvalue)
+    # P(X >= 0) is 1, which is what binomtest returns; most windows have no defect.
+    p_value = 1.0
+    if count:
+        p_value = float(stats.binomtest(count, n, baseline, alternative="greater").pvalue)
     return RateResult(name, count, n, rate, reference_rate, rate - reference_rate, p_value)
