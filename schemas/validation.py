@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from schemas.events import FEATURE_VALUE_ERROR, feature_value_error
+
 #: A location in the validated input, as pydantic reports it.
 Location = tuple[int | str, ...]
 
@@ -41,7 +43,11 @@ def validation_summary(
     previous = None
     for item in error.errors()[:limit]:
         location = ".".join(str(part) for part in item["loc"]) or "message"
-        message = item["msg"].removeprefix("Value error, ")
+        message = (
+            feature_value_error(item["input"])
+            if item["type"] == FEATURE_VALUE_ERROR
+            else item["msg"].removeprefix("Value error, ")
+        )
         source = None if origin is None else origin(item["loc"])
         prefix = f"{source}: " if source is not None and source != previous else ""
         parts.append(f"{prefix}{location}: {message}")

@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from schemas.decoding import (
     EventLimits,
@@ -19,6 +20,7 @@ from schemas.decoding import (
 )
 from schemas.events import PredictionBatch, PredictionEvent
 from schemas.json_schema import CONTRACT_MODELS, SCHEMA_FOLDER, rendered_schemas
+from schemas.validation import validation_summary
 
 
 def prediction(**changes: Any) -> dict[str, Any]:
@@ -124,6 +126,39 @@ def test_malformed_predictions_are_rejected_with_a_reason(
     assert rejected.value.reason is reason
     assert detail in rejected.value.detail
     assert "\n" not in rejected.value.detail
+
+
+def test_feature_values_keep_their_type_and_bad_ones_are_named() -> None:
+    """Booleans, integers, floats, strings and nulls come back as sent; others are named."""
+    values = [True, 0, 1, 2**62, 2.5, "pro", None, False]
+    decoded = decode_prediction(encode(batch_of(values)))
+    assert isinstance(decoded, PredictionBatch)
+    assert [(type(v), v) for v in decoded.features["x"]] == [(type(v), v) for v in values]
+    with pytest.raises(RejectedMessageError) as rejected:
+        decode_prediction(encode(batch_of([1.0, {"a": 1}, [2], 3])))
+    assert rejected.value.detail == (
+        "features.x.1: a feature value must be a number, string, boolean or null, not dict; "
+        "features.x.2: a feature value must be a number, string, boolean or null, not list"
+    )
+    with pytest.raises(ValidationError) as invalid:
+        PredictionBatch.model_validate(batch_of([float("nan")]))
+    assert validation_summary(invalid.value) == (
+        "features.x.0: a feature value must be finite (send null for a missing value)"
+    )
+
+
+def batch_of(values: list[Any]) -> dict[str, Any]:
+    """A one-feature batch whose column ``x`` holds ``values``."""
+    rows = len(values)
+    return {
+        "type": "prediction_batch",
+        "model": "m",
+        "model_version": "1",
+        "event_ids": [f"e{i}" for i in range(rows)],
+        "timestamps": [1_700_000_000_000] * rows,
+        "features": {"x": values},
+        "predictions": [0.5] * rows,
+    }
 
 
 def test_limits_reject_large_messages_many_features_and_big_batches() -> None:
