@@ -97,11 +97,10 @@ def chi_square(
     :math:`\\chi^2 = \\sum_i (o_i - n p_i)^2 / (n p_i)` with ``k - 1`` degrees
     of freedom over the ``k`` bins kept by :func:`expected_shares`; the
     p-value is ``scipy.special.chdtrc(k - 1, chi2)``, as in
-    ``scipy.stats.chisquare``. The
-    reference shares are treated as exact, which is accurate when the
-    reference is much larger than the window. The ``epsilon`` share of an
-    unseen category keeps the statistic finite; any unseen value then makes
-    it large, which is intended.
+    ``scipy.stats.chisquare``. The reference shares are treated as exact,
+    which is accurate when the reference is much larger than the window.
+    The ``epsilon`` share of an unseen category keeps the statistic finite;
+    any unseen value then makes it large, which is intended.
 
     Examples
     --------

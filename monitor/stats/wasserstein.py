@@ -39,13 +39,12 @@ class WassersteinReference:
       reference value.
 
     That is one search of the window in the reference, ``O(m log n)``, per
-    window instead of sorting and searching all
-    ``n + m`` pooled values as ``scipy.stats.wasserstein_distance`` does, and
-    the same number: the prefix sums and ``H`` are accumulated in
-    ``numpy.longdouble`` (80-bit on x86-64 Linux), which keeps the result
-    within about ``1e-14`` (relative) of SciPy's; where ``longdouble`` is
-    plain double (Windows, macOS on ARM) the sums cancel more and the gap
-    grows to about ``1e-11``.
+    window, instead of sorting and searching all ``n + m`` pooled values as
+    ``scipy.stats.wasserstein_distance`` does, and the same number: the
+    prefix sums and ``H`` are accumulated in ``numpy.longdouble`` (80-bit
+    on x86-64 Linux), which keeps the result within about ``1e-14``
+    (relative) of SciPy's; where ``longdouble`` is plain double (Windows,
+    macOS on ARM) the sums cancel more and the gap grows to about ``1e-11``.
 
     Examples
     --------
