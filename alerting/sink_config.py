@@ -270,9 +270,11 @@ def is_http_url(url: str) -> bool:
     --------
     >>> is_http_url("https://hooks.example/alerts"), is_http_url("ftp://host/x")
     (True, False)
-    >>> is_http_url("http:///no-host")
-    False
+    >>> is_http_url("http:///no-host"), is_http_url("http://two words.example/")
+    (False, False)
     """
+    if any(character.isspace() for character in url):
+        return False
     try:
         parts = urlsplit(url)
         host = parts.hostname

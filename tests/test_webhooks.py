@@ -317,7 +317,14 @@ def test_config_validation(settings: dict[str, Any], field: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/drop", "http:///no-host", "hooks.example.com/x", "http://[::1/x"]
+    "url",
+    [
+        "ftp://example.com/drop",
+        "http:///no-host",
+        "hooks.example.com/x",
+        "http://[::1/x",
+        "http://two words.example/x",
+    ],
 )
 def test_url_must_be_http(url: str) -> None:
     with pytest.raises(ValidationError, match=r"(?s)url.*absolute http"):
