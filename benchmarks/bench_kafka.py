@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import os
 import platform
@@ -74,7 +73,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -767,21 +766,6 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables while inside (for a child started there)."""
-    saved = {name: os.environ.get(name) for name in variables}
-    os.environ.update(variables)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_worker(
     bootstrap: str,
     workload: Workload,
@@ -798,8 +782,7 @@ def run_worker(
     log = folder / f"{endpoints.config.stem}.log"
     command = [DRIFTSTREAM, "run", "--config", str(endpoints.config), "--log-level", "warning"]
     launched = time.monotonic()
-    with environment(WORKER_GROUP_VARIABLES | dict(variables or {})):
-        process = spawn(command, log)
+    process = spawn(command, log, WORKER_GROUP_VARIABLES | dict(variables or {}))
     try:
 
         def ready() -> float | None:

@@ -39,6 +39,7 @@ from scipy import stats
 from monitor.comparison import Comparator, Comparison
 from monitor.reference import NumericProfile, ReferenceProfile
 from monitor.reservoir import Reservoir
+from monitor.stats.chi_square import expected_shares
 from monitor.stats.decision import DriftPolicy
 from monitor.tables import read_table
 from monitor.windows import DEFAULT_WINDOW_SAMPLE_CAP, NumericWindow, WindowState
@@ -471,10 +472,8 @@ def scipy_window_tests(profile: ReferenceProfile, window: WindowState) -> int:
             stats.ks_2samp(feature.sample, current)
             stats.wasserstein_distance(feature.sample, current)
         else:
-            counts = np.asarray(state.counts, dtype=np.float64)
-            keep = (feature.proportions > 0) | (counts > 0)
-            shares = np.where(feature.proportions[keep] == 0, 1e-4, feature.proportions[keep])
-            stats.chisquare(counts[keep], shares / shares.sum() * counts.sum())
+            observed, expected = expected_shares(feature.proportions, state.counts)
+            stats.chisquare(observed, expected * observed.sum())
         done += 1
     return done
 

@@ -16,7 +16,7 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 #: ``prctl`` option of Linux: the signal a process gets when its parent exits.
@@ -29,10 +29,15 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def spawn(command: Sequence[str], log_path: Path | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    command: Sequence[str],
+    log_path: Path | None = None,
+    environment: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own process group, killed if this process dies.
 
-    Its output is appended to ``log_path`` (default: discarded). Call
+    Its output is appended to ``log_path`` (default: discarded); its
+    environment is this process's with ``environment`` added. Call
     :func:`spawn` from the main thread: the parent-death signal fires when
     the *thread* that started the child ends.
 
@@ -53,6 +58,7 @@ def spawn(command: Sequence[str], log_path: Path | None = None) -> subprocess.Po
             stdout=output,
             stderr=subprocess.STDOUT,
             process_group=0,
+            env=None if environment is None else {**os.environ, **environment},
             preexec_fn=_die_with_parent if os.uname().sysname == "Linux" else None,
         )
     finally:
